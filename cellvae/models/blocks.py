@@ -1,0 +1,119 @@
+"""Convolutional building blocks shared by the VAEs, for ``ndim`` 2 or 3.
+
+``ndim`` picks ``Conv2d``/``Conv3d`` (and friends) here, so no model has a 2D and a 3D copy.
+Tensors are ``(B, C, Y, X)`` or ``(B, C, Z, Y, X)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def soft_clamp(x: Tensor, limit: float) -> Tensor:
+    """Smoothly squash ``x`` into ``(-limit, limit)``: ``limit * tanh(x / limit)``.
+
+    Near zero it is the identity, so it only acts on runaway log-variances/log-scales.
+    """
+    return limit * torch.tanh(x / limit)
+
+
+def soft_floor(x: Tensor, floor: float) -> Tensor:
+    """Smooth lower bound: ``floor + softplus(x - floor)`` (≈ ``x`` well above ``floor``)."""
+    return floor + F.softplus(x - floor)
+
+
+def conv(
+    ndim: int, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1
+) -> nn.Module:
+    """``Conv2d``/``Conv3d`` with "same" padding for odd kernels (halving for stride 2)."""
+    cls = {2: nn.Conv2d, 3: nn.Conv3d}[ndim]
+    return cls(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+def avg_pool(x: Tensor, factor: int = 2) -> Tensor:
+    """Average-pool every spatial axis by ``factor``."""
+    pool = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d
+    return pool(x, kernel_size=factor, stride=factor)
+
+
+def upsample(x: Tensor, factor: int = 2) -> Tensor:
+    """Nearest-neighbour upsampling of every spatial axis by ``factor``."""
+    return F.interpolate(x, scale_factor=factor, mode="nearest")
+
+
+class Bottleneck(nn.Module):
+    """Pre-activation bottleneck ``GELU→1×1→GELU→3×3→GELU→3×3→GELU→1×1`` (vdvae style).
+
+    Parameters
+    ----------
+    ndim : int
+        2 or 3.
+    in_channels, mid_channels, out_channels : int
+        Widths of the input, the two 3×3 convolutions and the output.
+    last_init : {'default', 'zero'} or float
+        ``'zero'`` zero-initialises the last 1×1 convolution (its output starts at 0);
+        a float scales its default initialisation.
+    """
+
+    def __init__(
+        self,
+        ndim: int,
+        in_channels: int,
+        mid_channels: int,
+        out_channels: int,
+        last_init: str | float = "default",
+    ) -> None:
+        super().__init__()
+        self.c1 = conv(ndim, in_channels, mid_channels, 1)
+        self.c2 = conv(ndim, mid_channels, mid_channels, 3)
+        self.c3 = conv(ndim, mid_channels, mid_channels, 3)
+        self.c4 = conv(ndim, mid_channels, out_channels, 1)
+        with torch.no_grad():
+            if last_init == "zero":
+                self.c4.weight.zero_()
+                self.c4.bias.zero_()
+            elif not isinstance(last_init, str):
+                self.c4.weight.mul_(last_init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, in, *S) -> (B, out, *S)``."""
+        x = self.c1(F.gelu(x))
+        x = self.c2(F.gelu(x))
+        x = self.c3(F.gelu(x))
+        return self.c4(F.gelu(x))
+
+
+class ResBlock(nn.Module):
+    """Residual bottleneck ``x + f(x)`` with a controllable start for ``f``.
+
+    Parameters
+    ----------
+    ndim, width : int
+        Dimensionality and channel count (kept).
+    mid : int or None
+        Bottleneck width; defaults to ``max(width // 4, 8)``.
+    last_init : {'default', 'zero'} or float
+        See :class:`Bottleneck`: a float ``1/sqrt(n_blocks)`` keeps the variance of a stack of
+        ``n_blocks`` residual blocks bounded at initialisation; ``'zero'`` makes the block start
+        as the identity.
+    """
+
+    def __init__(
+        self, ndim: int, width: int, mid: int | None = None, last_init: str | float = "default"
+    ) -> None:
+        super().__init__()
+        mid = mid if mid is not None else max(width // 4, 8)
+        self.branch = Bottleneck(ndim, width, mid, width, last_init=last_init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, width, *S) -> (B, width, *S)``."""
+        return x + self.branch(x)
+
+
+def residual_scale(n_blocks: int) -> float:
+    """Initial scale ``1/sqrt(n_blocks)`` of the last layer of each of ``n_blocks`` branches."""
+    return 1.0 / math.sqrt(max(n_blocks, 1))

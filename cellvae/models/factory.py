@@ -1,0 +1,62 @@
+"""Build a VAE from primitive hyper-parameters (what a checkpoint or a config stores)."""
+
+from __future__ import annotations
+
+from cellvae.errors import ConfigError, check_choice, check_range
+from cellvae.models.base import VAE
+from cellvae.models.flat import FlatVAE
+from cellvae.models.hierarchical import HierarchicalVAE
+from cellvae.models.likelihoods import MIN_LOG_SCALE, make_likelihood
+
+ARCHS = ("flat", "hierarchical")
+
+
+def build_model(
+    arch: str = "hierarchical",
+    ndim: int = 2,
+    in_channels: int = 1,
+    likelihood: str = "dlogistic",
+    bits: int = 8,
+    patch_size: list[int] | tuple[int, ...] = (64, 64),
+    latent_dim: int = 32,
+    widths: list[int] | tuple[int, ...] = (32, 64, 128),
+    latent_channels: int | list[int] = 8,
+    blocks_per_scale: int = 1,
+    n_mixtures: int = 5,
+    sigma_mode: str = "fixed",
+    sigma: float = 0.1,
+    min_log_scale: float = MIN_LOG_SCALE,
+) -> VAE:
+    """Validate the options and build a :class:`FlatVAE` or :class:`HierarchicalVAE`.
+
+    ``latent_dim`` is used by ``flat``; ``latent_channels`` by ``hierarchical``. ``patch_size``
+    fixes the flat model's shape and is checked against the hierarchical model's total
+    downsampling. Bad values raise :class:`ConfigError` naming the field.
+    """
+    check_choice("arch", arch, ARCHS)
+    check_choice("ndim", ndim, (2, 3))
+    check_range("in_channels", in_channels, 1)
+    check_range("blocks_per_scale", blocks_per_scale, 1)
+    widths = [int(w) for w in widths]
+    if not widths or min(widths) <= 0:
+        raise ConfigError(f"widths: {widths} must be a non-empty list of positive ints")
+    if len(patch_size) != ndim:
+        raise ConfigError(f"patch_size: {list(patch_size)} must have ndim={ndim} sides")
+    lik = make_likelihood(
+        likelihood,
+        in_channels,
+        bits=bits,
+        n_mixtures=n_mixtures,
+        sigma_mode=sigma_mode,
+        sigma=sigma,
+        min_log_scale=min_log_scale,
+    )
+    if arch == "flat":
+        check_range("latent_dim", latent_dim, 1)
+        return FlatVAE(ndim, in_channels, lik, patch_size, latent_dim, widths, blocks_per_scale)
+    channels = [latent_channels] if isinstance(latent_channels, int) else list(latent_channels)
+    for c in channels:
+        check_range("latent_channels", c, 1)
+    model = HierarchicalVAE(ndim, in_channels, lik, widths, latent_channels, blocks_per_scale)
+    model.check_patch_shape(patch_size)
+    return model

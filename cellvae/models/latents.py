@@ -1,0 +1,90 @@
+"""Diagonal Gaussian latents: reparameterised sampling, analytic KL and free bits.
+
+All quantities are elementwise and in nats; callers sum over the dimensions they need.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class DiagonalGaussian:
+    """A Gaussian with diagonal covariance, ``N(mean, exp(logvar))``.
+
+    Parameters
+    ----------
+    mean, logvar : Tensor
+        Same shape, e.g. ``(B, D)`` for a vector latent or ``(B, c, *spatial)`` for a
+        spatial one. ``logvar`` is the natural log of the variance.
+    """
+
+    def __init__(self, mean: Tensor, logvar: Tensor) -> None:
+        if mean.shape != logvar.shape:
+            raise ValueError(f"mean {tuple(mean.shape)} and logvar {tuple(logvar.shape)} differ")
+        self.mean = mean
+        self.logvar = logvar
+
+    @property
+    def std(self) -> Tensor:
+        """Standard deviation, ``exp(logvar / 2)``."""
+        return torch.exp(0.5 * self.logvar)
+
+    @property
+    def shape(self) -> torch.Size:
+        """Shape of one draw."""
+        return self.mean.shape
+
+    def rsample(self, temperature: float = 1.0) -> Tensor:
+        """Reparameterised draw ``mean + temperature * std * eps`` (differentiable)."""
+        if temperature == 0.0:
+            return self.mean
+        return self.mean + temperature * self.std * torch.randn_like(self.mean)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """Elementwise log-density of ``z`` in nats, shaped like ``z``."""
+        return -0.5 * (_LOG_2PI + self.logvar + (z - self.mean) ** 2 * torch.exp(-self.logvar))
+
+    def kl_standard_normal(self) -> Tensor:
+        """Elementwise ``KL(self || N(0, 1))`` in nats."""
+        return 0.5 * (self.mean**2 + torch.exp(self.logvar) - 1.0 - self.logvar)
+
+    def kl(self, other: DiagonalGaussian) -> Tensor:
+        """Elementwise ``KL(self || other)`` in nats."""
+        return 0.5 * (
+            other.logvar
+            - self.logvar
+            + (torch.exp(self.logvar) + (self.mean - other.mean) ** 2) * torch.exp(-other.logvar)
+            - 1.0
+        )
+
+    def detach(self) -> DiagonalGaussian:
+        """A copy cut from the autograd graph."""
+        return DiagonalGaussian(self.mean.detach(), self.logvar.detach())
+
+
+def free_bits(kl: Tensor, lambda_: float) -> Tensor:
+    """KL with free bits (Kingma et al. 2016), in nats per example.
+
+    The KL is averaged over the batch (dim 0); each remaining element is then clamped to at
+    least ``lambda_`` and the results are summed. Elements whose batch-mean KL is below
+    ``lambda_`` contribute the constant ``lambda_`` and no gradient; the others keep theirs.
+    The granularity is the caller's choice: pass ``kl.flatten(1).sum(1)`` (shape ``(B,)``)
+    for one budget per latent group, ``kl.flatten(2).sum(2)`` for one per channel, or the
+    elementwise KL for one per dimension.
+
+    Parameters
+    ----------
+    kl : Tensor
+        Per-example KL, batch first, ``(B, ...)``, nats.
+    lambda_ : float
+        Free nats per element (``>= 0``); ``0`` gives the plain batch-mean KL.
+    """
+    if lambda_ < 0:
+        raise ValueError(f"lambda_ must be >= 0, got {lambda_}")
+    per_element = kl.mean(dim=0)
+    return torch.clamp(per_element, min=lambda_).sum()
