@@ -1,16 +1,67 @@
-"""``cellvae ingest``: placeholder until its issue lands."""
+"""``cellvae ingest``: convert TIFF / OME-TIFF / Zarr into an NGFF 0.5 OME-Zarr image."""
+
+from __future__ import annotations
 
 import argparse
 
-from cellvae.errors import CellvaeError
-
-HELP = "(ingest: not implemented yet)"
+HELP = "convert a TIFF, OME-TIFF or (OME-)Zarr image into OME-Zarr 0.5 with statistics"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """Options of ``cellvae ingest``."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "input", nargs="?", help="TIFF / OME-TIFF / ImageJ TIFF / OME-Zarr / Zarr array"
+    )
+    source.add_argument(
+        "--sample",
+        metavar="NAME",
+        help="write a bundled sample with its labels instead: nuclei_2d, nuclei_3d, "
+        "mitochondria_2d, mitochondria_3d",
+    )
+    parser.add_argument("-o", "--output", required=True, help="output image, e.g. OUT.zarr")
+    parser.add_argument(
+        "--axes", help="axes of the input in storage order, e.g. ZYX, TYX, CZYX (default: metadata)"
+    )
+    parser.add_argument(
+        "--voxel-size",
+        nargs="+",
+        type=float,
+        metavar="SIZE",
+        help="voxel size in micrometres, Z Y X (Y X in 2D); overrides metadata",
+    )
+    parser.add_argument(
+        "--chunks",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="chunk size per spatial axis, Z Y X (Y X in 2D); default 64 64 64 or 256 256",
+    )
+    parser.add_argument("--series", type=int, default=0, help="series of a multi-series TIFF")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Refuse clearly."""
-    raise CellvaeError("this verb is not implemented yet")
+    """Ingest ``args.input`` (or the sample ``args.sample``) into ``args.output``."""
+    if args.sample:
+        from cellvae.data.samples import write_sample
+
+        out = write_sample(args.sample, args.output, overwrite=args.overwrite)
+        print(f"wrote sample {args.sample} with its labels to {out}")
+        return 0
+
+    from cellvae.io.ingest import ingest
+
+    out = ingest(
+        args.input,
+        args.output,
+        axes=args.axes,
+        voxel_size=args.voxel_size,
+        chunks=args.chunks,
+        overwrite=args.overwrite,
+        series=args.series,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {out}")
+    return 0
