@@ -1,16 +1,22 @@
-"""``cellvae report``: placeholder until its issue lands."""
+"""``cellvae report``: one Markdown page with figures for a pipeline run folder."""
+
+from __future__ import annotations
 
 import argparse
 
-from cellvae.errors import CellvaeError
-
-HELP = "(report: not implemented yet)"
+HELP = "summarise a run folder (training, reconstruction blur, cell embeddings, samples)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """Options of ``cellvae report``."""
+    parser.add_argument("run_dir", help="run folder, e.g. runs/demo")
+    parser.add_argument("-o", "--output", help="report path (default RUN_DIR/report.md)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Refuse clearly."""
-    raise CellvaeError("this verb is not implemented yet")
+    """Write the report and say where it is."""
+    from cellvae.report import write_run_report
+
+    out = write_run_report(args.run_dir, args.output)
+    print(f"wrote {out} (figures in {out.with_name(out.stem + '_figures')})")
+    return 0
