@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cellvae {verb}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"cellvae {verb}: interrupted; finished output is kept, rerun to resume", file=sys.stderr)
+        message = "interrupted; finished output is kept, rerun to resume"
+        print(f"cellvae {verb}: {message}", file=sys.stderr)
         return 130
 
 

@@ -1,16 +1,37 @@
-"""``cellvae embed``: placeholder until its issue lands."""
+"""``cellvae embed``: one table row per labelled cell with its latent code."""
+
+from __future__ import annotations
 
 import argparse
 
-from cellvae.errors import CellvaeError
-
-HELP = "(embed: not implemented yet)"
+HELP = "embed every labelled cell with a trained VAE into a parquet table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """Options of ``cellvae embed``."""
+    parser.add_argument("input", help="OME-Zarr image (as written by cellvae ingest)")
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by cellvae fit")
+    parser.add_argument(
+        "--labels", required=True, help="label image: TIFF, OME-Zarr, or IMAGE.zarr/labels/NAME"
+    )
+    parser.add_argument("-o", "--output", required=True, help="output table, e.g. cells.parquet")
+    parser.add_argument("--batch-size", type=int, default=64, help="cells per forward pass")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Refuse clearly."""
-    raise CellvaeError("this verb is not implemented yet")
+    """Embed the cells of ``args.labels`` into ``args.output``."""
+    from cellvae.inference.embed import embed_file
+
+    table = embed_file(
+        args.ckpt,
+        args.input,
+        args.labels,
+        args.output,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {args.output} ({len(table)} cells)")
+    return 0

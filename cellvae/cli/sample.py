@@ -1,16 +1,84 @@
-"""``cellvae sample``: placeholder until its issue lands."""
+"""``cellvae sample``: prior samples, the z = 0 prototype, or interpolations, as a TIFF stack."""
+
+from __future__ import annotations
 
 import argparse
 
-from cellvae.errors import CellvaeError
-
-HELP = "(sample: not implemented yet)"
+HELP = "draw images from a trained VAE: prior samples, prototype, interpolations (TIFF stack)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """Options of ``cellvae sample``."""
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by cellvae fit")
+    parser.add_argument("-o", "--output", required=True, help="output TIFF, e.g. samples.tif")
+    parser.add_argument("-n", type=int, default=16, help="number of prior samples")
+    parser.add_argument("--temperature", type=float, default=1.0, help="prior std scale")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--prototype", action="store_true", help="decode z = 0 only")
+    what.add_argument(
+        "--interpolate",
+        nargs=2,
+        type=int,
+        metavar=("A", "B"),
+        help="interpolate between the cells with label ids A and B of --embeddings",
+    )
+    what.add_argument(
+        "--interpolate-codes",
+        nargs=2,
+        metavar=("A.npy", "B.npy"),
+        help="interpolate between two latent codes saved with numpy",
+    )
+    parser.add_argument("--embeddings", help="table written by cellvae embed (for --interpolate)")
+    parser.add_argument("--steps", type=int, default=8, help="images along an interpolation")
+    parser.add_argument(
+        "--image",
+        help="OME-Zarr whose intensity statistics map the output to raw units "
+        "(default: the model's level scale 0 .. 2**bits - 1)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Refuse clearly."""
-    raise CellvaeError("this verb is not implemented yet")
+    """Generate and write the stack."""
+    import numpy as np
+    import torch
+
+    from cellvae.data.normalize import Quantizer
+    from cellvae.errors import CellvaeError
+    from cellvae.inference import generate
+    from cellvae.inference.model import default_patch, load_model, quantizers_for
+    from cellvae.io.atomic import check_output
+
+    check_output(args.output, args.overwrite)
+    vae, hparams = load_model(args.ckpt)
+    patch = default_patch(vae, hparams)
+    bits = int(hparams.get("bits", 8))
+    torch.manual_seed(args.seed)
+    if args.prototype:
+        x = generate.prototype(vae, patch)
+    elif args.interpolate:
+        if not args.embeddings:
+            raise CellvaeError("--interpolate needs --embeddings cells.parquet")
+        a, b = generate.codes_of_cells(args.embeddings, args.interpolate)
+        x = generate.interpolate(vae, a, b, args.steps, patch)
+    elif args.interpolate_codes:
+        try:
+            a, b = (np.load(p) for p in args.interpolate_codes)
+        except (OSError, ValueError) as err:
+            raise CellvaeError(f"--interpolate-codes: cannot read ({err})") from None
+        x = generate.interpolate(vae, a, b, args.steps, patch)
+    else:
+        x = generate.sample(vae, args.n, patch, args.temperature)
+    if args.image:
+        from cellvae.io.omezarr import open_image
+
+        image = open_image(args.image)
+        if image.stats is None:
+            raise CellvaeError(f"{args.image}: no intensity statistics; run cellvae ingest")
+        quantizers = quantizers_for(image.stats, vae.in_channels, bits, None)
+    else:
+        quantizers = [Quantizer(0.0, 2.0**bits - 1, bits)] * vae.in_channels
+    generate.write_stack(args.output, generate.to_stack(x, quantizers), args.overwrite)
+    print(f"wrote {args.output} ({len(x)} images of {list(patch)})")
+    return 0

@@ -1,0 +1,262 @@
+"""Tiled inference over a whole image of any size, blended without seams, block by block.
+
+The image is cut into a fixed global grid of overlapping tiles (:mod:`cellvae.inference.windows`)
+and written in blocks aligned to the output chunks. For each block, every tile that touches it
+is predicted (in batches), weighted by its window, summed, and divided by the summed weight of
+the grid; the block is written and reported done. Because the grid is global, a voxel gets the
+same value whichever block computes it, so blocks can be done in any order and skipped on a
+rerun. Memory is bounded by one block, its touching tiles, and a byte-bounded cache of tile
+predictions shared with later blocks (so a tile straddling two blocks is usually predicted once).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cellvae.inference.layout import Layout
+from cellvae.inference.windows import AxisTiling, axis_tiling, outer
+
+#: ``predict(raw)``: tiles ``(B, C, *tile)`` float32 → one ``(B, C, *tile)`` array per output.
+Predict = Callable[[np.ndarray], Sequence[np.ndarray]]
+
+
+@dataclass
+class TilingStats:
+    """What a run did: blocks written and skipped, tiles and voxels sent through the model."""
+
+    blocks_written: int = 0
+    blocks_skipped: int = 0
+    tiles_predicted: int = 0
+    voxels_predicted: int = 0
+    cache_hits: int = 0
+    written: list[int] = field(default_factory=list)
+
+
+class _TileCache:
+    """Tile predictions kept for later blocks, oldest dropped first beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.items: OrderedDict[tuple, tuple[int, list[np.ndarray]]] = OrderedDict()
+        self.nbytes = 0
+
+    def get(self, key: tuple) -> list[np.ndarray] | None:
+        item = self.items.get(key)
+        return None if item is None else item[1]
+
+    def put(self, key: tuple, last_block: int, preds: list[np.ndarray]) -> None:
+        size = sum(p.nbytes for p in preds)
+        if size > self.max_bytes:
+            return
+        self.items[key] = (last_block, preds)
+        self.nbytes += size
+        while self.nbytes > self.max_bytes:
+            self._drop(next(iter(self.items)))
+
+    def expire(self, block: int) -> None:
+        """Forget tiles that no block after ``block`` needs."""
+        for key in [k for k, (last, _) in self.items.items() if last <= block]:
+            self._drop(key)
+
+    def _drop(self, key: tuple) -> None:
+        _, preds = self.items.pop(key)
+        self.nbytes -= sum(p.nbytes for p in preds)
+
+
+def _pad_to(tile: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Pad the spatial sides of ``(C, *S)`` at their end by mirroring, up to ``shape``."""
+    pad = [(0, 0)] + [(0, t - s) for s, t in zip(tile.shape[1:], shape)]
+    return np.pad(tile, pad, mode="symmetric") if any(p[1] for p in pad) else tile
+
+
+def tile_reconstruct(
+    source,
+    targets: Sequence,
+    predict: Predict,
+    axes: str,
+    ndim: int,
+    tile: Sequence[int],
+    overlap: Sequence[int],
+    block: Sequence[int] | None = None,
+    batch_size: int = 4,
+    done: Iterable[int] = (),
+    on_block: Callable[[int], None] | None = None,
+    cache_bytes: int = 256 * 2**20,
+    progress: bool = True,
+) -> TilingStats:
+    """Blend overlapping tile predictions of ``source`` into ``targets``, block by block.
+
+    Parameters
+    ----------
+    source : array-like in storage order ``axes`` (a ``zarr.Array`` or numpy array), raw units.
+    targets : writable arrays of the same shape (one per output of ``predict``); values are
+        cast to each target's dtype (rounded and clipped for integers).
+    predict : maps raw tiles ``(B, C, *tile)`` float32 to a list of ``(B, C, *tile)`` arrays.
+    axes, ndim : storage axes and the model's spatial dimensionality (see :class:`Layout`).
+    tile, overlap : per spatial axis, in voxels; axes shorter than the tile are padded.
+    block : block shape in storage order; defaults to the first target's chunks. Blocks are
+        the unit of writing and of resuming.
+    batch_size : tiles per ``predict`` call.
+    done : flat indices of blocks already written (skipped, not recomputed).
+    on_block : called with each block's flat index after it is written.
+    cache_bytes : bound on the tile predictions kept for later blocks.
+    progress : show a tqdm bar over blocks.
+    """
+    from tqdm.auto import tqdm
+
+    layout = Layout.of(axes, ndim)
+    shape = tuple(int(s) for s in source.shape)
+    tile = tuple(int(t) for t in tile)
+    tilings = [axis_tiling(shape[p], t, o) for p, t, o in zip(layout.spatial, tile, overlap)]
+    block = list(block) if block is not None else list(targets[0].chunks)
+    if layout.channel is not None:
+        block[layout.channel] = shape[layout.channel]
+    block = tuple(int(b) for b in block)
+    grid = [range(0, s, b) for s, b in zip(shape, block)]
+    n_blocks = int(np.prod([len(g) for g in grid]))
+    counts = [len(g) for g in grid]
+    done = set(done)
+    stats = TilingStats()
+    cache = _TileCache(cache_bytes)
+    bar = tqdm(total=n_blocks, desc="reconstruct", unit="block", disable=not progress)
+    for flat, origin in enumerate(itertools.product(*grid)):
+        if flat in done:
+            stats.blocks_skipped += 1
+            bar.update()
+            continue
+        region = [slice(o, min(o + b, s)) for o, b, s in zip(origin, block, shape)]
+        out = _blend_block(
+            source,
+            region,
+            layout,
+            tilings,
+            tile,
+            predict,
+            batch_size,
+            cache,
+            stats,
+            functools.partial(
+                _last_block, region=region, block=block, counts=counts, current=flat, layout=layout
+            ),
+        )
+        for target, values in zip(targets, out):
+            target[tuple(region)] = _cast(layout.from_canonical(values), target.dtype)
+        cache.expire(flat)
+        stats.blocks_written += 1
+        stats.written.append(flat)
+        if on_block is not None:
+            on_block(flat)
+        bar.update()
+    bar.close()
+    return stats
+
+
+def _last_block(
+    ends: tuple[int, ...],
+    region: list[slice],
+    layout: Layout,
+    block: tuple[int, ...],
+    counts: list[int],
+    current: int,
+) -> int:
+    """Flat index of the last block (raster order) that needs a tile ending at ``ends``."""
+    index = [r.start // b for r, b in zip(region, block)]
+    for pos, end in zip(layout.spatial, ends):
+        index[pos] = (end - 1) // block[pos]
+    return max(int(np.ravel_multi_index(index, counts)), current)
+
+
+def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Cast blended float values to ``dtype``, rounding and clipping for integers."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype, copy=False)
+
+
+def _blend_block(
+    source,
+    region: list[slice],
+    layout: Layout,
+    tilings: list[AxisTiling],
+    tile: tuple[int, ...],
+    predict: Predict,
+    batch_size: int,
+    cache: _TileCache,
+    stats: TilingStats,
+    last_block: Callable[[tuple[int, ...]], int],
+) -> list[np.ndarray]:
+    """Blended outputs of one block, each ``(*loop, C, *block_spatial)`` float32."""
+    sregion = [region[p] for p in layout.spatial]
+    lregion = [region[p] for p in layout.loop]
+    touching = [t.touching(r.start, r.stop) for t, r in zip(tilings, sregion)]
+    loops = list(itertools.product(*[range(r.start, r.stop) for r in lregion]))
+    keys = [(lp, ks) for lp in loops for ks in itertools.product(*touching)]
+    preds = {k: p for k in keys if (p := cache.get(k)) is not None}
+    stats.cache_hits += len(preds)
+    missing = [k for k in keys if k not in preds]
+    if missing:
+        lo = [int(t.starts[k[0]]) for t, k in zip(tilings, touching)]
+        hi = [int(t.ends[k[-1]]) for t, k in zip(tilings, touching)]
+        read = layout.to_canonical(
+            np.asarray(source[layout.index(lregion, [slice(a, b) for a, b in zip(lo, hi)])])
+        )
+        for i in range(0, len(missing), batch_size):
+            batch = missing[i : i + batch_size]
+            tiles = []
+            for lp, ks in batch:
+                rel = tuple(p - r.start for p, r in zip(lp, lregion))
+                sl = tuple(
+                    slice(int(t.starts[k]) - a, int(t.ends[k]) - a)
+                    for t, k, a in zip(tilings, ks, lo)
+                )
+                tiles.append(_pad_to(read[(*rel, slice(None), *sl)], tile))
+            outs = predict(np.stack(tiles).astype(np.float32, copy=False))
+            stats.tiles_predicted += len(batch)
+            stats.voxels_predicted += len(batch) * int(np.prod(tile))
+            for j, key in enumerate(batch):
+                ks = key[1]
+                valid = tuple(slice(0, int(t.ends[k] - t.starts[k])) for t, k in zip(tilings, ks))
+                tp = [np.ascontiguousarray(o[j][(slice(None), *valid)]) for o in outs]
+                preds[key] = tp
+                ends = tuple(int(t.ends[k]) for t, k in zip(tilings, ks))
+                cache.put(key, last_block(ends), tp)
+    return _accumulate(preds, region, sregion, lregion, layout, tilings)
+
+
+def _accumulate(
+    preds: dict[tuple, list[np.ndarray]],
+    region: list[slice],
+    sregion: list[slice],
+    lregion: list[slice],
+    layout: Layout,
+    tilings: list[AxisTiling],
+) -> list[np.ndarray]:
+    """Window-weighted sum of tile predictions over the block, divided by the summed weight."""
+    first = next(iter(preds.values()))
+    channels = first[0].shape[0]
+    bshape = [r.stop - r.start for r in sregion]
+    lshape = [r.stop - r.start for r in lregion]
+    acc = [np.zeros((*lshape, channels, *bshape), np.float32) for _ in first]
+    for (lp, ks), tp in preds.items():
+        rel = tuple(p - r.start for p, r in zip(lp, lregion))
+        dst, src, wins = [], [], []
+        for t, k, r in zip(tilings, ks, sregion):
+            a, b = max(int(t.starts[k]), r.start), min(int(t.ends[k]), r.stop)
+            dst.append(slice(a - r.start, b - r.start))
+            src.append(slice(a - int(t.starts[k]), b - int(t.starts[k])))
+            wins.append(t.windows[k][src[-1]])
+        weight = outer(wins).astype(np.float32)
+        for out, p in zip(acc, tp):
+            out[(*rel, slice(None), *dst)] += p[(slice(None), *src)] * weight
+    total = outer([t.total[r] for t, r in zip(tilings, sregion)]).astype(np.float32)
+    for out in acc:
+        out /= total
+    return acc
