@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``gpu`` tests without CUDA; ``gui`` tests without napari/Qt."""
+    """Skip ``gpu`` tests without CUDA and ``gui`` tests without an X display.
+
+    pytest-xvfb starts Xvfb (and sets ``DISPLAY``) before collection when Xvfb is installed;
+    without any display Qt aborts the whole test process, so those tests are skipped instead.
+    ``make test`` installs Xvfb when it runs as root.
+    """
     try:
         import torch
 
@@ -15,9 +22,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     except ImportError:
         has_cuda = False
     skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    skip_gui = pytest.mark.skip(reason="needs an X display: install Xvfb (make gui-deps)")
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+        if "gui" in item.keywords and not has_display:
+            item.add_marker(skip_gui)
 
 
 @pytest.fixture
