@@ -1,0 +1,370 @@
+"""``VAEModule``: the Lightning training plan of every cellvae VAE.
+
+The network is pure torch (:mod:`cellvae.models`); this module owns the objective, the β
+schedule, free bits, numerical safety (skipping bad updates), the optimiser with learning-rate
+warm-up, an optional EMA of the weights and the validation metrics (bits/dim, IWAE bound,
+active units, an image grid). Its constructor takes primitive, typed values only, so the
+hyper-parameters saved in a checkpoint load with ``torch.load(weights_only=True)`` and the
+constructor signature is the ``model:`` section of a LightningCLI config.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from cellvae.errors import CellvaeError, ConfigError, check_choice, check_range
+from cellvae.metrics.likelihood import activity_from_moments, bits_per_dim, iwae_bound
+from cellvae.training.images import image_grid, log_image_grid
+from cellvae.training.objective import elbo_terms, importance_log_weights
+from cellvae.training.schedules import beta_at, lr_warmup_factor, validate_beta_schedule
+
+ARCHS = ("flat", "hierarchical")
+LIKELIHOODS = ("gaussian", "bernoulli", "dlogistic", "dmol")
+#: hyper-parameters handed to :func:`cellvae.models.build_model`.
+MODEL_KEYS = (
+    "arch",
+    "ndim",
+    "in_channels",
+    "likelihood",
+    "bits",
+    "patch_size",
+    "latent_dim",
+    "widths",
+    "latent_channels",
+    "blocks_per_scale",
+    "n_mixtures",
+    "sigma_mode",
+    "sigma",
+)
+
+
+def patch_shape(patch_size: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    """A side length or per-axis sides -> a tuple of ``ndim`` sides (Z, Y, X order)."""
+    if isinstance(patch_size, int):
+        return (int(patch_size),) * ndim
+    shape = tuple(int(s) for s in patch_size)
+    if len(shape) != ndim:
+        raise ConfigError(f"model.patch_size: {list(shape)} must have ndim={ndim} sides")
+    return shape
+
+
+def validate_model_config(hparams: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming the first bad ``model.*`` field, before any building."""
+    check_choice("model.arch", hparams["arch"], ARCHS)
+    check_choice("model.ndim", hparams["ndim"], (2, 3))
+    check_choice("model.likelihood", hparams["likelihood"], LIKELIHOODS)
+    check_range("model.bits", hparams["bits"], 1, 16)
+    check_range("model.in_channels", hparams["in_channels"], 1)
+    check_range("model.latent_dim", hparams["latent_dim"], 1)
+    channels = hparams["latent_channels"]
+    for c in [channels] if isinstance(channels, int) else channels:
+        check_range("model.latent_channels", c, 1)
+    if not hparams["widths"] or min(hparams["widths"]) < 1:
+        raise ConfigError(f"model.widths: {list(hparams['widths'])} must be positive channels")
+    shape = patch_shape(hparams["patch_size"], hparams["ndim"])
+    if min(shape) < 1:
+        raise ConfigError(f"model.patch_size: {list(shape)} must be positive")
+
+
+def build_vae(hparams: Mapping[str, Any]) -> nn.Module:
+    """Build the network described by ``hparams`` (a checkpoint's or the constructor's)."""
+    from cellvae.models import build_model
+
+    validate_model_config(hparams)
+    kwargs = {key: hparams[key] for key in MODEL_KEYS}
+    kwargs["patch_size"] = patch_shape(hparams["patch_size"], hparams["ndim"])
+    try:
+        vae = build_model(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"model.{err}") from None
+    ds = int(vae.downsampling)
+    if any(side % ds for side in kwargs["patch_size"]):
+        raise ConfigError(
+            f"model.patch_size: {list(kwargs['patch_size'])} is not divisible by the total "
+            f"downsampling {ds} of the model; allowed: multiples of {ds}"
+        )
+    return vae
+
+
+def _images(batch: Any) -> Tensor:
+    """The image tensor ``(B, C, *S)`` of a batch (a tensor, a tuple or a dict with 'image')."""
+    if isinstance(batch, Tensor):
+        return batch
+    if isinstance(batch, Mapping):
+        return batch["image"]
+    return batch[0]
+
+
+class VAEModule(L.LightningModule):
+    """Train a cellvae VAE by maximising the (β-weighted) ELBO.
+
+    Parameters
+    ----------
+    arch : {"flat", "hierarchical"}
+        One latent, or a stack of latents from coarse to fine scales.
+    ndim : {2, 3}
+        Image dimensionality; batches are ``(B, C, Y, X)`` or ``(B, C, Z, Y, X)``.
+    in_channels : int
+        Image channels ``C`` (linked from the data in the CLI).
+    patch_size : int or list of int
+        Patch side(s) in pixels; each must be divisible by the model's total downsampling.
+    likelihood : {"gaussian", "bernoulli", "dlogistic", "dmol"}
+        Decoder distribution ``p(x|z)``.
+    bits : int
+        Bit depth of the data, 1–16 (linked from the data in the CLI).
+    latent_dim, widths, latent_channels, blocks_per_scale
+        Network size: vector latent size (flat), channels per scale, latent channels per
+        scale (hierarchical), residual blocks per scale; see :func:`cellvae.models.build_model`.
+    n_mixtures : int
+        Mixture components of ``dmol``.
+    sigma_mode, sigma : str, float
+        Gaussian σ: ``fixed`` (at ``sigma``), ``learned`` (one global σ) or ``pixel``.
+    beta, beta_schedule, beta_warmup_steps, beta_cycle_steps, beta_cycle_ratio
+        KL weight and its schedule (``constant``, ``linear`` warm-up or ``cyclical``).
+    free_bits : float
+        Free nats per latent group and image (0 = off).
+    lr, weight_decay, lr_warmup_steps
+        AdamW learning rate, decoupled weight decay and linear warm-up length (steps).
+    grad_clip : float
+        Clip the gradient norm to this value (0 = no clipping).
+    skip_grad_norm, skip_loss : float or None
+        Skip an update whose gradient norm (before clipping) or loss (nats/dim) exceeds this;
+        non-finite values are always skipped.
+    max_consecutive_skips : int
+        Stop with an error after this many skipped updates in a row (training diverged).
+    ema_decay : float or None
+        Keep an exponential moving average of the weights with this decay (e.g. 0.999); the
+        EMA weights are validated and saved. ``None`` = off.
+    iwae_samples : int
+        Importance samples ``k`` of the IWAE bound (0 = off); costs ``k`` extra passes.
+    iwae_batches : int or None
+        Validation batches that get the IWAE bound (``None`` = all, so that it and the ELBO
+        are scored on the same patches).
+    active_threshold : float
+        A latent unit is active if ``Var_x E_q[z]`` over the validation set exceeds this.
+    grid_images : int
+        Images per row in the validation image grid (0 = no grid).
+    """
+
+    def __init__(
+        self,
+        arch: str = "hierarchical",
+        ndim: int = 2,
+        in_channels: int = 1,
+        patch_size: int | Sequence[int] = 64,
+        likelihood: str = "dlogistic",
+        bits: int = 8,
+        latent_dim: int = 32,
+        widths: Sequence[int] = (16, 32, 64),
+        latent_channels: int | Sequence[int] = 8,
+        blocks_per_scale: int = 1,
+        n_mixtures: int = 5,
+        sigma_mode: str = "learned",
+        sigma: float = 0.1,
+        beta: float = 1.0,
+        beta_schedule: str = "constant",
+        beta_warmup_steps: int = 0,
+        beta_cycle_steps: int = 1000,
+        beta_cycle_ratio: float = 0.5,
+        free_bits: float = 0.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_warmup_steps: int = 50,
+        grad_clip: float = 200.0,
+        skip_grad_norm: float | None = 1e4,
+        skip_loss: float | None = None,
+        max_consecutive_skips: int = 100,
+        ema_decay: float | None = None,
+        iwae_samples: int = 8,
+        iwae_batches: int | None = None,
+        active_threshold: float = 0.01,
+        grid_images: int = 8,
+    ) -> None:
+        super().__init__()
+        widths = [int(w) for w in widths]
+        if not isinstance(latent_channels, int):
+            latent_channels = [int(c) for c in latent_channels]
+        patch_size = patch_size if isinstance(patch_size, int) else [int(s) for s in patch_size]
+        self.save_hyperparameters()
+        validate_beta_schedule(
+            beta_schedule, beta, beta_warmup_steps, beta_cycle_steps, beta_cycle_ratio
+        )
+        check_range("model.free_bits", free_bits, 0.0)
+        check_range("model.lr", lr, 0.0)
+        check_range("model.iwae_samples", iwae_samples, 0)
+        if ema_decay is not None:
+            check_range("model.ema_decay", ema_decay, 0.0, 1.0)
+        self.automatic_optimization = False
+        self.model = build_vae(self.hparams)
+        self.patch_shape = patch_shape(patch_size, ndim)
+        self.ema: AveragedModel | None = None
+        if ema_decay is not None:
+            self.ema = AveragedModel(
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
+            )
+            self.ema.requires_grad_(False)
+        self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.long))
+        self._consecutive_skips = 0
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The network used for validation: the EMA weights when enabled."""
+        return self.model if self.ema is None else self.ema.module
+
+    def forward(self, x: Tensor):
+        """The model's ``VAEOutput`` for ``x`` ``(B, C, *S)``."""
+        return self.model(x)
+
+    def beta_now(self) -> float:
+        """β at the current optimiser step."""
+        hp = self.hparams
+        return beta_at(
+            self.global_step,
+            hp.beta_schedule,
+            hp.beta,
+            hp.beta_warmup_steps,
+            hp.beta_cycle_steps,
+            hp.beta_cycle_ratio,
+        )
+
+    def configure_optimizers(self):
+        """AdamW with a linear learning-rate warm-up, stepped once per applied update."""
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        warmup = int(hp.lr_warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_warmup_factor(s, warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """One update; skipped (and counted) if the loss or gradient norm is bad."""
+        hp = self.hparams
+        opt = self.optimizers()
+        x = _images(batch)
+        beta = self.beta_now()
+        terms = elbo_terms(self.model, x, beta, hp.free_bits)
+        opt.zero_grad(set_to_none=True)
+        # backward on every rank, even for a bad loss: DDP needs all ranks in the all-reduce
+        self.manual_backward(terms.loss)
+        max_norm = hp.grad_clip if hp.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        loss = terms.loss.detach()
+        bad = not (torch.isfinite(loss) and torch.isfinite(grad_norm))
+        bad = bad or (hp.skip_loss is not None and float(loss) > hp.skip_loss)
+        bad = bad or (hp.skip_grad_norm is not None and float(grad_norm) > hp.skip_grad_norm)
+        flag = torch.tensor(float(bad), device=loss.device)
+        bad = bool(self.trainer.strategy.reduce(flag, reduce_op="max") > 0)
+        if bad:
+            opt.zero_grad(set_to_none=True)
+            self.skipped_updates += 1
+            self._consecutive_skips += 1
+            if self._consecutive_skips > hp.max_consecutive_skips:
+                raise CellvaeError(
+                    f"training diverged: {self._consecutive_skips} updates in a row had a "
+                    "non-finite or too large loss or gradient; lower model.lr or raise "
+                    "model.skip_grad_norm"
+                )
+        else:
+            self._consecutive_skips = 0
+            opt.step()
+            self.lr_schedulers().step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+        self._log_train(terms, beta, grad_norm)
+        return loss
+
+    def _log_train(self, terms, beta: float, grad_norm: Tensor) -> None:
+        logs = {f"train/{k}": v.detach() for k, v in terms.per_dim(self.model.likelihood).items()}
+        logs["train/loss"] = terms.loss.detach()
+        logs["train/beta"] = torch.tensor(beta)
+        logs["train/grad_norm"] = grad_norm.detach().float()
+        logs["train/skipped_updates"] = self.skipped_updates.float()
+        logs["train/lr"] = torch.tensor(self.optimizers().param_groups[0]["lr"])
+        for name, kl in zip(self.model.group_names, terms.kl_groups):
+            logs[f"train/kl_nats/{name}"] = kl.detach().mean()
+        self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False)
+        self.log("bpd", logs["train/bits_per_dim"], prog_bar=True, on_step=True, logger=False)
+
+    # ---------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self._moments: list[list[Tensor]] | None = None
+        self._count = 0
+        self._grid_batch: Tensor | None = None
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """ELBO terms, IWAE on the first batches, posterior-mean moments for active units."""
+        self._evaluate(_images(batch), batch_idx, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """As validation, logged under ``test/``."""
+        self._evaluate(_images(batch), batch_idx, "test")
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+
+    def _evaluate(self, x: Tensor, batch_idx: int, stage: str) -> None:
+        hp = self.hparams
+        vae = self.eval_model
+        terms = elbo_terms(vae, x, beta=1.0)
+        logs = {f"{stage}/{k}": v for k, v in terms.per_dim(vae.likelihood).items()}
+        for name, kl in zip(vae.group_names, terms.kl_groups):
+            logs[f"{stage}/kl_nats/{name}"] = kl.mean()
+        self.log_dict(logs, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
+        self._accumulate_means(terms.output.posteriors)
+        if hp.iwae_samples > 0 and (hp.iwae_batches is None or batch_idx < hp.iwae_batches):
+            log_w = importance_log_weights(vae, x, hp.iwae_samples)
+            if log_w is not None:
+                nll = -iwae_bound(log_w).mean() / terms.dims
+                bpd = bits_per_dim(nll, bool(vae.likelihood.discrete), vae.likelihood.bin_width)
+                self.log(f"{stage}/iwae_bits_per_dim", bpd, on_epoch=True, sync_dist=True)
+        if batch_idx == 0:
+            self._grid_batch = x[: hp.grid_images]
+
+    def _accumulate_means(self, posteriors) -> None:
+        means = [p.mean.detach().float().flatten(1) for p in posteriors]
+        if self._moments is None:
+            self._moments = [[torch.zeros_like(m[0]), torch.zeros_like(m[0])] for m in means]
+        for acc, m in zip(self._moments, means):
+            acc[0] += m.sum(0)
+            acc[1] += (m**2).sum(0)
+        self._count += means[0].shape[0]
+
+    def _log_active_units(self, stage: str) -> None:
+        if self._moments is None:
+            return
+        strategy = self.trainer.strategy
+        count = float(strategy.reduce(torch.tensor(float(self._count)), reduce_op="sum"))
+        total_active = 0
+        for name, (s, sq) in zip(self.eval_model.group_names, self._moments):
+            s = strategy.reduce(s, reduce_op="sum")
+            sq = strategy.reduce(sq, reduce_op="sum")
+            activity = activity_from_moments(s, sq, max(int(count), 1))
+            active = int((activity > self.hparams.active_threshold).sum())
+            total_active += active
+            self.log(f"{stage}/active_units/{name}", float(active), sync_dist=True)
+        # already summed over ranks; sync_dist only averages identical values
+        self.log(f"{stage}/active_units", float(total_active), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_active_units("val")
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        if self.hparams.grid_images > 0 and self._grid_batch is not None:
+            log_image_grid(self.trainer, self._image_grid(self._grid_batch))
+
+    def on_test_epoch_end(self) -> None:
+        self._log_active_units("test")
+
+    @torch.no_grad()
+    def _image_grid(self, x: Tensor):
+        vae = self.eval_model
+        recon = vae.likelihood.mean(vae(x).params.float())
+        samples = vae.likelihood.mean(vae.sample_params(x.shape[0], self.patch_shape).float())
+        return image_grid([x, recon, samples])

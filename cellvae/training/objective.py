@@ -1,0 +1,115 @@
+"""The ELBO and the importance-weighted log-weights of one batch, from a VAE's forward pass.
+
+Kept apart from the LightningModule so the bare-PyTorch benchmark and the tests compute the
+exact same loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from cellvae.metrics.likelihood import bits_per_dim
+
+
+@dataclass
+class ElboTerms:
+    """One batch's ELBO terms.
+
+    Attributes
+    ----------
+    loss : Tensor
+        Scalar to minimise: ``-(E_q[log p(x|z)] - β·KL)`` per image (KL after free bits),
+        divided by the dimensions per image ``D = C·prod(patch)``.
+    log_px : Tensor
+        ``(B,)`` single-sample ``log p(x|z)`` per image, nats.
+    kl_groups : list of Tensor
+        ``(B,)`` KL per image of each latent group, nats (without free bits).
+    dims : int
+        ``D``, the dimensions per image.
+    output : object
+        The model's ``VAEOutput``.
+    """
+
+    loss: Tensor
+    log_px: Tensor
+    kl_groups: list[Tensor]
+    dims: int
+    output: object
+
+    @property
+    def kl(self) -> Tensor:
+        """``(B,)`` total KL per image, nats."""
+        return torch.stack(self.kl_groups).sum(0)
+
+    def per_dim(self, likelihood: nn.Module) -> dict[str, Tensor]:
+        """Batch means in nats per dimension: ``elbo``, ``distortion``, ``rate``; plus
+        ``bits_per_dim`` of ``-elbo`` (continuous likelihoods get the bin-width offset)."""
+        distortion = -self.log_px.mean() / self.dims
+        rate = self.kl.mean() / self.dims
+        bpd = bits_per_dim(distortion + rate, bool(likelihood.discrete), likelihood.bin_width)
+        return {
+            "elbo": -(distortion + rate),
+            "distortion": distortion,
+            "rate": rate,
+            "bits_per_dim": bpd,
+        }
+
+
+def log_likelihood(vae: nn.Module, params: Tensor, x: Tensor) -> Tensor:
+    """``log p(x|z)`` summed per image, ``(B,)`` nats, computed in float32 even under autocast."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return vae.likelihood.log_prob(params.float(), x.float()).flatten(1).sum(1)
+
+
+def elbo_terms(vae: nn.Module, x: Tensor, beta: float, free_nats: float = 0.0) -> ElboTerms:
+    """Forward ``x`` ``(B, C, *S)`` through ``vae`` and form the β-weighted negative ELBO.
+
+    ``free_nats`` > 0 applies free bits (Kingma et al. 2016) per latent group: each group's
+    batch-mean KL per image counts at least ``free_nats`` nats in the loss.
+    """
+    from cellvae.models.latents import free_bits
+
+    out = vae(x)
+    log_px = log_likelihood(vae, out.params, x)
+    kl_groups = [k.float().flatten(1).sum(1) for k in out.kl]
+    if free_nats > 0:
+        kl_loss = torch.stack([free_bits(k, free_nats) for k in kl_groups]).sum()
+    else:
+        kl_loss = torch.stack(kl_groups).sum(0).mean()
+    dims = math.prod(x.shape[1:])
+    loss = (-log_px.mean() + beta * kl_loss) / dims
+    return ElboTerms(loss, log_px, kl_groups, dims, out)
+
+
+def _standard_normal_log_prob(z: Tensor) -> Tensor:
+    return -0.5 * (math.log(2.0 * math.pi) + z**2)
+
+
+def importance_log_weights(vae: nn.Module, x: Tensor, k: int) -> Tensor | None:
+    """``log p(x|z_k) + log p(z_k) - log q(z_k|x)`` for ``k`` posterior draws, ``(k, B)`` nats.
+
+    The prior of each group comes from ``VAEOutput.priors`` when the model provides it; a
+    single-group model without it has the standard normal prior. Returns ``None`` for a
+    multi-group model whose output carries no priors (the bound cannot be formed).
+    """
+    rows = []
+    for _ in range(k):
+        out = vae(x)
+        priors = getattr(out, "priors", None) or None
+        if priors is None and len(out.z) != 1:
+            return None
+        log_w = log_likelihood(vae, out.params, x)
+        for g, (post, z) in enumerate(zip(out.posteriors, out.z)):
+            z = z.float()
+            log_q = post.log_prob(z).float().flatten(1).sum(1)
+            if priors is None:
+                log_p = _standard_normal_log_prob(z).flatten(1).sum(1)
+            else:
+                log_p = priors[g].log_prob(z).float().flatten(1).sum(1)
+            log_w = log_w + log_p - log_q
+        rows.append(log_w)
+    return torch.stack(rows)

@@ -1,0 +1,67 @@
+"""bits/dim, IWAE bound and active units against closed forms and hand-made inputs."""
+
+import math
+
+import pytest
+import torch
+
+from cellvae.metrics.likelihood import (
+    active_units,
+    activity_from_moments,
+    bits_per_dim,
+    iwae_bound,
+    latent_activity,
+)
+
+
+def test_bits_per_dim_of_uniform_discrete_likelihood_is_bits():
+    # a uniform distribution over 2**8 levels costs exactly 8 bits per dimension
+    nll = torch.tensor(8 * math.log(2.0))
+    assert float(bits_per_dim(nll, discrete=True)) == pytest.approx(8.0)
+
+
+def test_continuous_bits_per_dim_gets_bin_width_offset():
+    # uniform density 1/2 on [-1, 1] with 2**8 levels: bin probability = (1/2)·(2/255) = 1/255
+    width = 2.0 / 255
+    nll_density = math.log(2.0)
+    expected = math.log2(255.0)
+    assert bits_per_dim(nll_density, discrete=False, bin_width=width) == pytest.approx(expected)
+
+
+def _toy_log_weights(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """p(z)=N(0,1), p(x|z)=N(z,1), deliberately poor q(z|x)=N(x/4, 1): log-weights (K, B)."""
+    normal = torch.distributions.Normal
+    q = normal(x / 4, torch.ones_like(x))
+    z = q.mean + torch.randn((k, *x.shape), generator=gen)
+    return normal(z, 1.0).log_prob(x) + normal(0.0, 1.0).log_prob(z) - q.log_prob(z)
+
+
+def test_iwae_with_one_sample_equals_the_elbo_estimate():
+    log_w = torch.tensor([[-3.0, -1.5, -7.25]])
+    assert torch.equal(iwae_bound(log_w), log_w[0])
+
+
+def test_iwae_tightens_between_elbo_and_log_likelihood():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.linspace(-2, 2, 64)
+    log_px = torch.distributions.Normal(0.0, math.sqrt(2.0)).log_prob(x)  # closed form
+    elbo = _toy_log_weights(x.expand(4000, -1), 1, gen)[0].mean(0)
+    iwae = iwae_bound(_toy_log_weights(x.expand(4000, -1), 16, gen)).mean(0)
+    assert (iwae > elbo + 0.05).all()
+    assert (iwae <= log_px + 0.02).all()
+
+
+def test_active_units_counts_dimensions_with_varying_means():
+    # dim 0 varies (var 1), dim 1 barely (var 0.0025), dim 2 is constant
+    means = torch.tensor(
+        [[1.0, 0.05, 3.0], [-1.0, -0.05, 3.0], [1.0, 0.05, 3.0], [-1.0, -0.05, 3.0]]
+    )
+    assert latent_activity(means).tolist() == pytest.approx([1.0, 0.0025, 0.0])
+    assert active_units(means) == 1
+    assert active_units(means, threshold=0.001) == 2
+
+
+def test_streamed_activity_matches_batch_activity(rng):
+    means = torch.from_numpy(rng.normal(size=(50, 6))).float()
+    streamed = activity_from_moments(means.sum(0), (means**2).sum(0), 50)
+    torch.testing.assert_close(streamed, latent_activity(means), atol=1e-5, rtol=1e-4)

@@ -1,0 +1,65 @@
+"""Two CPU processes (ddp_spawn, gloo) train together on rank-sharded patches."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from cellvae.training.module import VAEModule
+from tests.training.conftest import TINY
+
+
+class _RecordRank(L.Callback):
+    """Save each rank's first batch and its final global step under ``folder``."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            torch.save(batch, f"{self.folder}/batch_rank{trainer.global_rank}.pt")
+
+    def on_train_end(self, trainer, module) -> None:
+        first = next(module.model.parameters()).detach()
+        torch.save(
+            {"step": trainer.global_step, "param": first, "world": trainer.world_size},
+            f"{self.folder}/end_rank{trainer.global_rank}.pt",
+        )
+
+
+@pytest.mark.slow
+def test_ddp_spawn_two_cpu_processes_train_on_different_patches(tmp_path):
+    import tifffile
+
+    from cellvae.data.datamodule import CellDataModule
+    from cellvae.io.ingest import ingest
+
+    image = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    zarr = ingest(tmp_path / "img.tif", tmp_path / "img.ome.zarr", axes="yx", progress=False)
+    data = CellDataModule(
+        [str(zarr)], [16, 16], sampler="random", batch_size=2, patches_per_epoch=8, seed=3
+    )
+    module = VAEModule(**{**TINY, "bits": data.bits, "in_channels": data.in_channels})
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        callbacks=[_RecordRank(str(tmp_path))],
+    )
+    trainer.fit(module, datamodule=data)
+    batches = [torch.load(tmp_path / f"batch_rank{r}.pt") for r in (0, 1)]
+    ends = [torch.load(tmp_path / f"end_rank{r}.pt") for r in (0, 1)]
+    assert [e["world"] for e in ends] == [2, 2]
+    assert [e["step"] for e in ends] == [2, 2]
+    assert not torch.equal(batches[0], batches[1])  # each rank reads its own shard
+    torch.testing.assert_close(ends[0]["param"], ends[1]["param"])  # gradients were averaged
