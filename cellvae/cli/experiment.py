@@ -1,16 +1,47 @@
-"""``cellvae experiment``: placeholder until its issue lands."""
+"""``cellvae experiment``: reproduce the VAE facts the project rests on (tables + figures)."""
+
+from __future__ import annotations
 
 import argparse
 
-from cellvae.errors import CellvaeError
+HELP = "run an experiment (or all) and write its table, figure and, for 'all', a report"
 
-HELP = "(experiment: not implemented yet)"
+#: kept in step with ``cellvae.experiments._report.EXPERIMENTS`` (checked by a test)
+NAMES = (
+    "rate-distortion",
+    "collapse",
+    "variance-to-zero",
+    "prototype",
+    "latent-size",
+    "pca",
+    "blur",
+    "lorenz",
+    "amortization-gap",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """``NAME|all``, ``-o/--outdir``, ``--fast``, ``--seed``."""
+    parser.add_argument("name", choices=[*NAMES, "all"], help="experiment to run, or 'all'")
+    parser.add_argument(
+        "-o",
+        "--outdir",
+        default="experiment-results",
+        help="output folder (default: experiment-results)",
+    )
+    parser.add_argument("--fast", action="store_true", help="tiny data and few steps (a smoke run)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Refuse clearly."""
-    raise CellvaeError("this verb is not implemented yet")
+    """Run the experiment(s), print where outputs went and how long each took."""
+    import functools
+    from pathlib import Path
+
+    from cellvae.experiments._report import run_all
+
+    outdir = Path(args.outdir)
+    names = None if args.name == "all" else [args.name]
+    run_all(outdir, names, fast=args.fast, seed=args.seed, log=functools.partial(print, flush=True))
+    print(f"report: {outdir / 'report.md'}, summary: {outdir / 'summary.json'}")
+    return 0
