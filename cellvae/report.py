@@ -65,6 +65,15 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
+def _number(value: object) -> str:
+    """Four significant digits for a float (also inside lists); anything else as ``str``."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_number(v) for v in value) + "]"
+    return str(value)
+
+
 def _training(run_dir: Path, figdir: Path) -> Section:
     import matplotlib.pyplot as plt
     import pandas as pd
@@ -119,15 +128,15 @@ def _blur(run_dir: Path, figdir: Path) -> Section:
         f"{summary['cutoff_cycles_per_px']:g} cycles/px): **{summary['global_hf_ratio']:.3f}** "
         "(1 = as sharp as the original, lower = blurrier)",
         f"- median window ratio: {summary['median_window_hf_ratio']:.3f}",
-        f"- FRC 1/7 resolution: {frc.get('resolution_1_7_px')} px; half-bit: "
-        f"{frc.get('resolution_half_bit_px')} px",
+        f"- FRC 1/7 resolution: {_number(frc.get('resolution_1_7_px'))} px; half-bit: "
+        f"{_number(frc.get('resolution_half_bit_px'))} px",
     ]
     worst = summary.get("worst_regions", [])
     if worst:
         keys = list(worst[0])
         section.lines += ["", "Regions that lost the most detail:", ""]
         section.lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        section.lines += ["| " + " | ".join(str(w[k]) for k in keys) + " |" for w in worst]
+        section.lines += ["| " + " | ".join(_number(w[k]) for k in keys) + " |" for w in worst]
     panels = [("original", summary["original"]), ("reconstruction", summary["recon"])]
     panels.append(("blur map (HF ratio)", summary["blur_map"]))
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))

@@ -41,8 +41,8 @@ def _blur(run: Path, rng: np.random.Generator) -> None:
         "cutoff_cycles_per_px": 0.125,
         "global_hf_ratio": 0.4321,
         "median_window_hf_ratio": 0.5,
-        "frc": {"resolution_1_7_px": 2.5, "resolution_half_bit_px": 3.0},
-        "worst_regions": [{"origin": [0, 16], "hf_ratio": 0.1}],
+        "frc": {"resolution_1_7_px": 5.565847804845307, "resolution_half_bit_px": 3.0},
+        "worst_regions": [{"centre": [8.0, 24.0], "hf_ratio": 1.8579013837221526e-05}],
     }
     (run / "blur.json").write_text(json.dumps(summary))
 
@@ -63,6 +63,8 @@ def test_full_run_report_lists_numbers_and_figures(tmp_path: Path, rng) -> None:
     assert "| val/bits_per_dim | 3.25 |" in text
     assert "| val/active_units | 7 |" in text
     assert "**0.432**" in text
+    assert "FRC 1/7 resolution: 5.566 px; half-bit: 3 px" in text  # rounded for reading
+    assert "| [8, 24] | 1.858e-05 |" in text
     assert "3 cells, 1 latent dimensions" in text
     figures = report.with_name("report_figures")
     for name in ("training.png", "blur.png", "cells.png", "samples.png"):

@@ -21,4 +21,5 @@ class FinalCheckpoint(L.Callback):
         folder = getattr(trainer.checkpoint_callback, "dirpath", None)
         if folder is None:
             folder = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints"
-        trainer.save_checkpoint(Path(folder) / self.filename)
+        # full state (optimiser, schedulers, loops): resuming needs it, not only the weights
+        trainer.save_checkpoint(Path(folder) / self.filename, weights_only=False)
