@@ -280,8 +280,23 @@ class VAEModule(L.LightningModule):
         self._log_train(terms, beta, grad_norm)
         return loss
 
+    def _writes_step_logs(self) -> bool:
+        """Whether Lightning sends this step's ``on_step`` metrics to the loggers.
+
+        It does so every ``trainer.log_every_n_steps``; values logged at other steps are
+        overwritten unseen, yet each ``self.log`` call costs bookkeeping (about 9 % of a small
+        model's CPU step for our dozen metrics). Lightning's own monitors (LearningRateMonitor,
+        ThroughputMonitor) skip on this same condition.
+        """
+        trainer = self.trainer
+        return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
+
     def _log_train(self, terms, beta: float, grad_norm: Tensor) -> None:
-        logs = {f"train/{k}": v.detach() for k, v in terms.per_dim(self.model.likelihood).items()}
+        stats = {k: v.detach() for k, v in terms.per_dim(self.model.likelihood).items()}
+        self.log("bpd", stats["bits_per_dim"], prog_bar=True, on_step=True, logger=False)
+        if not self._writes_step_logs():
+            return
+        logs = {f"train/{k}": v for k, v in stats.items()}
         logs["train/loss"] = terms.loss.detach()
         logs["train/beta"] = torch.tensor(beta)
         logs["train/grad_norm"] = grad_norm.detach().float()
@@ -290,7 +305,6 @@ class VAEModule(L.LightningModule):
         for name, kl in zip(self.model.group_names, terms.kl_groups):
             logs[f"train/kl_nats/{name}"] = kl.detach().mean()
         self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False)
-        self.log("bpd", logs["train/bits_per_dim"], prog_bar=True, on_step=True, logger=False)
 
     # ---------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
