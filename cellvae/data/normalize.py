@@ -127,7 +127,10 @@ class Quantizer:
         v = np.asarray(v)
         if v.dtype.kind in "ui" and v.dtype.itemsize <= 2:
             index = v if v.dtype.kind == "u" else v.astype(np.int32) - np.iinfo(v.dtype).min
-            return np.take(self._lut(v.dtype), index, out=out)
+            # every value of the dtype has an entry, so no index is out of range; mode="clip"
+            # only spares numpy the buffered copy it makes of ``out`` under mode="raise"
+            # (11x slower for a fresh 64^3 float32 patch)
+            return np.take(self._lut(v.dtype), index, out=out, mode="clip")
         x = self._levels_to_float32(self.levels(v))
         if out is None:
             return x
