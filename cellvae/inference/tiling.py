@@ -224,7 +224,9 @@ def _blend_block(
             for j, key in enumerate(batch):
                 ks = key[1]
                 valid = tuple(slice(0, int(t.ends[k] - t.starts[k])) for t, k in zip(tilings, ks))
-                tp = [np.ascontiguousarray(o[j][(slice(None), *valid)]) for o in outs]
+                # a copy, never a view: a view would keep the whole batch's output alive
+                # while the cache counts only this tile's bytes against its bound
+                tp = [np.array(o[j][(slice(None), *valid)], dtype=np.float32) for o in outs]
                 preds[key] = tp
                 ends = tuple(int(t.ends[k]) for t, k in zip(tilings, ks))
                 cache.put(key, last_block(ends), tp)

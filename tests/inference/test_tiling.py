@@ -126,3 +126,31 @@ def test_cache_predicts_each_tile_once_along_a_row(rng):
     n_tiles = 8  # starts 0, 24, ..., 144 and 168 (flush with the edge)
     assert cached.tiles_predicted == n_tiles
     assert uncached.tiles_predicted > n_tiles
+
+
+def test_cached_tiles_do_not_keep_whole_prediction_batches_alive(rng):
+    """The cache's byte bound counts tiles; a cached tile must not pin its batch's array."""
+    import gc
+    import weakref
+
+    batches: list[weakref.ref] = []
+
+    def fresh_batch(tiles):
+        out = tiles * 1.0  # a new array per call, as a model's output is
+        batches.append(weakref.ref(out))
+        return [out]
+
+    alive_after_first_block = []
+
+    def count_alive(flat):
+        if flat == 0:
+            gc.collect()
+            alive_after_first_block.append(sum(ref() is not None for ref in batches))
+
+    src = rng.random((16, 200)).astype(np.float32)
+    out, stats = _run(
+        src, "yx", 2, (16, 32), (0, 8), (16, 50), predict=fresh_batch, on_block=count_alive
+    )
+    assert stats.cache_hits > 0  # tiles straddling blocks were cached and reused
+    assert alive_after_first_block == [0]
+    np.testing.assert_allclose(out, src, atol=1e-6)
