@@ -129,7 +129,10 @@ class CellDataModule(L.LightningDataModule):
             raise ConfigError("paths: at least one image is required")
         for path in paths:
             if not os.path.exists(path):
-                raise ConfigError(f"paths: {path} does not exist")
+                raise ConfigError(
+                    f"paths: {path} does not exist; make it with 'cellvae ingest IMAGE -o {path}' "
+                    f"or, for a bundled sample, 'cellvae ingest --sample NAME -o {path}'"
+                )
         if len(patch_size) != ndim or any(int(p) < 1 for p in patch_size):
             raise ConfigError(
                 f"patch_size: {list(patch_size)} must be {ndim} positive sizes (ndim={ndim})"

@@ -120,3 +120,28 @@ def test_presets_parse(preset, capsys):
         )
     assert done.value.code == 0
     assert "data/generated/" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_presets_say_how_to_make_their_data(preset):
+    """Every preset trains without edits once the one ingest command it names has run."""
+    import re
+
+    import yaml
+
+    from cellvae.data.samples import SAMPLES
+
+    text = (CONFIGS / preset).read_text()
+    pattern = r"cellvae ingest --sample (\w+) -o (\S+\.ome\.zarr)"
+    commands = {path: name for name, path in re.findall(pattern, text)}
+    for path in yaml.safe_load(text)["data"]["paths"]:
+        assert path in commands, f"{preset}: no ingest command for {path}"
+        assert commands[path] in SAMPLES
+
+
+def test_missing_data_path_names_the_command_that_makes_it(tiny_zarr, tmp_path, capsys):
+    code = main([*_fit_args(tiny_zarr, tmp_path), "--data.paths=[nowhere.ome.zarr]"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "cellvae ingest IMAGE -o nowhere.ome.zarr" in err
+    assert "cellvae ingest --sample NAME -o nowhere.ome.zarr" in err
