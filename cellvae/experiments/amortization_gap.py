@@ -21,6 +21,7 @@ from cellvae.experiments._report import finish
 from cellvae.experiments._train import mitochondria_patches, small_vae, train
 from cellvae.metrics.likelihood import iwae_bound
 from cellvae.models.flat import FlatVAE
+from cellvae.models.latents import DiagonalGaussian
 from cellvae.training.objective import log_likelihood
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -35,7 +36,7 @@ def log_weights(vae: FlatVAE, x: Tensor, mean: Tensor, logvar: Tensor, eps: Tens
     k, b, d = eps.shape
     params = vae.decode(z.reshape(k * b, d))
     log_px = log_likelihood(vae, params, x.repeat(k, *([1] * (x.ndim - 1)))).reshape(k, b)
-    log_pz = -0.5 * (_LOG_2PI + z**2).sum(-1)
+    log_pz = DiagonalGaussian.standard_like(z).log_prob(z).sum(-1)
     log_qz = -0.5 * (_LOG_2PI + logvar + eps**2).sum(-1)
     return log_px + log_pz - log_qz
 

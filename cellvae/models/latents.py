@@ -29,6 +29,12 @@ class DiagonalGaussian:
         self.mean = mean
         self.logvar = logvar
 
+    @classmethod
+    def standard_like(cls, z: Tensor) -> DiagonalGaussian:
+        """The standard normal ``N(0, I)`` with the shape, dtype and device of ``z``."""
+        zeros = torch.zeros_like(z)
+        return cls(zeros, zeros)
+
     @property
     def std(self) -> Tensor:
         """Standard deviation, ``exp(logvar / 2)``."""

@@ -85,10 +85,6 @@ def elbo_terms(vae: nn.Module, x: Tensor, beta: float, free_nats: float = 0.0) -
     return ElboTerms(loss, log_px, kl_groups, dims, out)
 
 
-def _standard_normal_log_prob(z: Tensor) -> Tensor:
-    return -0.5 * (math.log(2.0 * math.pi) + z**2)
-
-
 def importance_log_weights(vae: nn.Module, x: Tensor, k: int) -> Tensor | None:
     """``log p(x|z_k) + log p(z_k) - log q(z_k|x)`` for ``k`` posterior draws, ``(k, B)`` nats.
 
@@ -96,20 +92,21 @@ def importance_log_weights(vae: nn.Module, x: Tensor, k: int) -> Tensor | None:
     single-group model without it has the standard normal prior. Returns ``None`` for a
     multi-group model whose output carries no priors (the bound cannot be formed).
     """
+    from cellvae.models.latents import DiagonalGaussian
+
     rows = []
     for _ in range(k):
         out = vae(x)
-        priors = getattr(out, "priors", None) or None
-        if priors is None and len(out.z) != 1:
-            return None
+        priors = getattr(out, "priors", None)
+        if not priors:
+            if len(out.z) != 1:
+                return None
+            priors = [DiagonalGaussian.standard_like(out.z[0].float())]
         log_w = log_likelihood(vae, out.params, x)
-        for g, (post, z) in enumerate(zip(out.posteriors, out.z)):
+        for post, prior, z in zip(out.posteriors, priors, out.z):
             z = z.float()
             log_q = post.log_prob(z).float().flatten(1).sum(1)
-            if priors is None:
-                log_p = _standard_normal_log_prob(z).flatten(1).sum(1)
-            else:
-                log_p = priors[g].log_prob(z).float().flatten(1).sum(1)
+            log_p = prior.log_prob(z).float().flatten(1).sum(1)
             log_w = log_w + log_p - log_q
         rows.append(log_w)
     return torch.stack(rows)
