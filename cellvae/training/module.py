@@ -21,12 +21,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from cellvae.errors import CellvaeError, ConfigError, check_choice, check_range
 from cellvae.metrics.likelihood import activity_from_moments, bits_per_dim, iwae_bound
+from cellvae.models.factory import ARCHS
+from cellvae.models.likelihoods import LIKELIHOODS
 from cellvae.training.images import image_grid, log_image_grid
 from cellvae.training.objective import elbo_terms, importance_log_weights
 from cellvae.training.schedules import beta_at, lr_warmup_factor, validate_beta_schedule
 
-ARCHS = ("flat", "hierarchical")
-LIKELIHOODS = ("gaussian", "bernoulli", "dlogistic", "dmol")
 #: hyper-parameters handed to :func:`cellvae.models.build_model`.
 MODEL_KEYS = (
     "arch",
