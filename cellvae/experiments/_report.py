@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from cellvae.errors import check_choice
+from cellvae.io.atomic import atomic_output
 
 #: experiment name -> module under ``cellvae.experiments``, in the order of the report.
 EXPERIMENTS: dict[str, str] = {
@@ -48,20 +49,18 @@ def experiment_runner(name: str) -> Callable[..., dict[str, Any]]:
 def write_table(outdir: Path, name: str, rows: Sequence[dict[str, Any]]) -> Path:
     """Write ``rows`` (one dict per row) as ``<outdir>/<name>.csv`` and return the path."""
     path = Path(outdir) / f"{name}.csv"
-    tmp = path.with_name(path.name + ".partial")
-    pd.DataFrame(list(rows)).to_csv(tmp, index=False, float_format="%.6g")
-    tmp.replace(path)
+    with atomic_output(path, overwrite=True) as tmp:
+        pd.DataFrame(list(rows)).to_csv(tmp, index=False, float_format="%.6g")
     return path
 
 
 def save_figure(fig: plt.Figure, outdir: Path, name: str) -> Path:
     """Save ``fig`` as ``<outdir>/<name>.png`` (100 dpi), close it and return the path."""
     path = Path(outdir) / f"{name}.png"
-    tmp = path.with_name(path.name + ".partial.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
+    with atomic_output(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -138,9 +137,8 @@ def run_all(
 
 def _write_report(outdir: Path, results: dict[str, Any], fast: bool, seed: int) -> None:
     """Write ``summary.json`` and ``report.md`` (every table and figure) into ``outdir``."""
-    summary = outdir / "summary.json"
-    summary.with_name("summary.json.partial").write_text(json.dumps(results, indent=2))
-    summary.with_name("summary.json.partial").replace(summary)
+    with atomic_output(outdir / "summary.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
     parts = [
         "# cellvae experiments",
         "",
@@ -162,9 +160,8 @@ def _write_report(outdir: Path, results: dict[str, Any], fast: bool, seed: int) 
             f"![{name}]({Path(result['figure']).name})",
             "",
         ]
-    report = outdir / "report.md"
-    report.with_name("report.md.partial").write_text("\n".join(parts))
-    report.with_name("report.md.partial").replace(report)
+    with atomic_output(outdir / "report.md", overwrite=True) as tmp:
+        tmp.write_text("\n".join(parts))
 
 
 def _fmt(value: Any) -> str:
