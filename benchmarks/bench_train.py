@@ -72,9 +72,12 @@ def lightning_rate(kwargs: dict, data: torch.Tensor, batch: int, steps: int, war
 def bare_rate(kwargs: dict, data: torch.Tensor, batch: int, steps: int, warmup: int) -> float:
     """Patches per second of a plain PyTorch loop doing the same update."""
     torch.manual_seed(0)
-    model = VAEModule(**kwargs).model
-    opt = torch.optim.AdamW(model.parameters(), lr=kwargs["lr"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_warmup_factor(s, 20))
+    module = VAEModule(**kwargs)
+    model, hp = module.model, module.hparams  # the settings the Lightning loop uses
+    opt = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_warmup_factor(s, hp.lr_warmup_steps)
+    )
     start = math.nan
     for i, x in enumerate(DataLoader(data, batch_size=batch)):
         if i == warmup:
@@ -84,7 +87,7 @@ def bare_rate(kwargs: dict, data: torch.Tensor, batch: int, steps: int, warmup: 
         terms = elbo_terms(model, x, beta=1.0)
         opt.zero_grad(set_to_none=True)
         terms.loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 200.0)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
         if bool(torch.isfinite(terms.loss)) and bool(torch.isfinite(norm)):
             opt.step()
             sched.step()
