@@ -3,12 +3,19 @@
 A reader never sees a half-written image: the data goes to ``<name>.partial`` next to the
 final path, and only a finished output is renamed to ``<name>``. The temporary name is
 deterministic so that a rerun can find (and resume or discard) what an interrupted run left.
+
+Two processes writing the same output would fight over that one temporary name, so a writer
+first claims ``<name>.lock`` (created exclusively, holding its pid and host) and checks that
+the output's folder can be written at all, before any work starts. A second writer gets one
+line saying who holds the output; a lock left by a dead process on this host is taken over.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +23,13 @@ from pathlib import Path
 from cellvae.errors import CellvaeError
 
 PARTIAL_SUFFIX = ".partial"
+LOCK_SUFFIX = ".lock"
+
+
+class OutputBusyError(CellvaeError):
+    """Another live process is writing the same output."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again once the other writer is done
 
 
 def temporary_path(final: str | os.PathLike) -> Path:
@@ -43,6 +57,85 @@ def check_output(final: str | os.PathLike, overwrite: bool) -> Path:
     return final
 
 
+def lock_path(final: str | os.PathLike) -> Path:
+    """The lock file ``<final>.lock`` that a writer of ``final`` holds while it works."""
+    final = Path(final)
+    return final.with_name(final.name + LOCK_SUFFIX)
+
+
+def check_writable(final: str | os.PathLike) -> Path:
+    """Refuse an output whose folder is missing or cannot be written, before any work starts.
+
+    Writes and removes a probe file, so read-only mounts and permissions are both caught (a
+    permission check alone is always true for root).
+    """
+    final = Path(final)
+    parent = final.parent
+    if not parent.is_dir():
+        raise CellvaeError(f"{final}: parent folder {parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".probe", dir=parent)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise CellvaeError(f"{final}: cannot write to {parent} ({reason})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return final
+
+
+def _lock_owner(lock: Path) -> tuple[int, str] | None:
+    """(pid, host) recorded in ``lock``, or None if it is unreadable or half-written."""
+    try:
+        pid, host = lock.read_text().split()[:2]
+        return int(pid), host
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def output_lock(final: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``<final>.lock`` while writing ``final``; raise :class:`OutputBusyError` if taken.
+
+    The lock records ``"<pid> <host>"``. A lock whose process is gone (same host only; a
+    lock from another host cannot be checked) is replaced. The lock is removed on exit.
+    """
+    final = check_writable(final)
+    lock = lock_path(final)
+    host = socket.gethostname()
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None and owner[1] == host and not _alive(owner[0]):
+                lock.unlink(missing_ok=True)  # stale: its writer died
+                continue
+            who = f"pid {owner[0]} on {owner[1]}" if owner else "another process"
+            raise OutputBusyError(
+                f"{final}: is being written by {who}; wait for it to finish, "
+                f"or delete {lock} if that process is gone"
+            ) from None
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()} {host}\n")
+        break
+    else:  # pragma: no cover - only if a stale lock is re-created between two tries
+        raise OutputBusyError(f"{final}: could not claim {lock}; retry")
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def commit(tmp: str | os.PathLike, final: str | os.PathLike, overwrite: bool = False) -> Path:
     """Rename the finished ``tmp`` to ``final``; an old ``final`` is removed only afterwards."""
     tmp, final = Path(tmp), Path(final)
@@ -63,14 +156,16 @@ def commit(tmp: str | os.PathLike, final: str | os.PathLike, overwrite: bool = F
 def atomic_output(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary path; rename it to ``final`` on success, delete it on failure.
 
-    A stale temporary output of an earlier, interrupted run is discarded first.
+    The output is locked against other writers for the whole time (:func:`output_lock`). A
+    stale temporary output of an earlier, interrupted run is discarded first.
     """
     final = check_output(final, overwrite)
-    tmp = temporary_path(final)
-    remove_path(tmp)
-    try:
-        yield tmp
-    except BaseException:
+    with output_lock(final):
+        tmp = temporary_path(final)
         remove_path(tmp)
-        raise
-    commit(tmp, final, overwrite)
+        try:
+            yield tmp
+        except BaseException:
+            remove_path(tmp)
+            raise
+        commit(tmp, final, overwrite)

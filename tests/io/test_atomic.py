@@ -1,0 +1,83 @@
+"""Atomic outputs: the lock that keeps two writers apart and the up-front writability check."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from cellvae.errors import CellvaeError
+from cellvae.io.atomic import (
+    OutputBusyError,
+    atomic_output,
+    check_writable,
+    lock_path,
+    output_lock,
+    temporary_path,
+)
+
+
+def test_second_writer_of_the_same_output_is_refused_and_the_first_finishes(tmp_path):
+    out = tmp_path / "out.txt"
+    with atomic_output(out) as tmp:
+        tmp.write_text("first")
+        with pytest.raises(OutputBusyError, match=f"pid {os.getpid()} on"):
+            with atomic_output(out, overwrite=True):
+                pass
+        assert tmp.read_text() == "first"  # the refused writer removed nothing
+    assert out.read_text() == "first"
+    assert not lock_path(out).exists()
+    assert not temporary_path(out).exists()
+
+
+def test_lock_is_released_when_the_writer_fails(tmp_path):
+    out = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError), atomic_output(out) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert not out.exists() and not temporary_path(out).exists()
+    assert not lock_path(out).exists()
+
+
+def test_lock_of_a_dead_process_on_this_host_is_taken_over(tmp_path):
+    out = tmp_path / "out.txt"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lock_path(out).write_text(f"{dead.stdout.strip()} {socket.gethostname()}\n")
+    with output_lock(out) as lock:
+        assert lock.read_text().split()[0] == str(os.getpid())
+
+
+def test_lock_from_another_host_is_respected(tmp_path):
+    out = tmp_path / "out.txt"
+    lock_path(out).write_text("1 some-other-node\n")
+    with pytest.raises(OutputBusyError, match="pid 1 on some-other-node"):
+        with output_lock(out):
+            pass
+    assert lock_path(out).exists()  # not ours to remove
+
+
+def test_unwritable_folder_is_reported_before_any_work(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    with pytest.raises(CellvaeError, match=r"cannot write to .* \(Permission denied\)"):
+        check_writable(tmp_path / "out.zarr")
+
+
+def test_missing_parent_folder_is_named(tmp_path):
+    with pytest.raises(CellvaeError, match=r"parent folder .*nope does not exist"):
+        check_writable(tmp_path / "nope" / "out.zarr")
+
+
+def test_writability_probe_leaves_nothing_behind(tmp_path):
+    check_writable(tmp_path / "out.zarr")
+    assert list(tmp_path.iterdir()) == []
