@@ -154,8 +154,9 @@ def tile_reconstruct(
     regions = {
         f: [slice(o, min(o + b, s)) for o, b, s in zip(origins[f], block, shape)] for f in todo
     }
+    stream = _TileStream(layout, tilings, tile, predict, batch_size, cache, stats)
 
-    def read(flat: int) -> np.ndarray:
+    def read(flat: int) -> _Raw:
         return _read_block(source, regions[flat], layout, tilings)
 
     def write(flat: int, out: list[np.ndarray]) -> None:
@@ -169,38 +170,34 @@ def tile_reconstruct(
         bar.update()
 
     with ThreadPoolExecutor(1, "reader") as reader, ThreadPoolExecutor(1, "writer") as writer:
-        pending: Future | None = None
+        writing: Future | None = None
         nxt = reader.submit(read, todo[0]) if todo else None
+
+        def hand_over(finished: list[tuple[int, list[np.ndarray]]]) -> None:
+            nonlocal writing
+            for flat, out in finished:
+                cache.expire(flat)
+                if writing is not None:
+                    writing.result()  # at most one block waits to be written
+                writing = writer.submit(write, flat, out)
+
         try:
             for i, flat in enumerate(todo):
                 raw = nxt.result()
                 nxt = reader.submit(read, todo[i + 1]) if i + 1 < len(todo) else None
-                region = regions[flat]
-                out = _blend_block(
-                    raw,
-                    region,
-                    layout,
-                    tilings,
-                    tile,
-                    predict,
-                    batch_size,
-                    cache,
-                    stats,
-                    functools.partial(
-                        _last_block,
-                        region=region,
-                        block=block,
-                        counts=counts,
-                        current=flat,
-                        layout=layout,
-                    ),
+                last = functools.partial(
+                    _last_block,
+                    region=regions[flat],
+                    block=block,
+                    counts=counts,
+                    current=flat,
+                    layout=layout,
                 )
-                cache.expire(flat)
-                if pending is not None:
-                    pending.result()
-                pending = writer.submit(write, flat, out)
-            if pending is not None:
-                pending.result()
+                stream.add(flat, regions[flat], raw, last)
+                hand_over(stream.run(flush=False))
+            hand_over(stream.run(flush=True))
+            if writing is not None:
+                writing.result()
         finally:
             if nxt is not None:
                 nxt.cancel()
@@ -255,55 +252,91 @@ def _read_block(source, region: list[slice], layout: Layout, tilings: list[AxisT
     return _Raw(data, lo)
 
 
-def _blend_block(
-    raw: _Raw,
-    region: list[slice],
-    layout: Layout,
-    tilings: list[AxisTiling],
-    tile: tuple[int, ...],
-    predict: Predict,
-    batch_size: int,
-    cache: _TileCache,
-    stats: TilingStats,
-    last_block: Callable[[tuple[int, ...]], int],
-) -> list[np.ndarray]:
-    """Blended outputs of one block, each ``(*loop, C, *block_spatial)`` float32."""
-    sregion = [region[p] for p in layout.spatial]
-    lregion = [region[p] for p in layout.loop]
-    touching = [t.touching(r.start, r.stop) for t, r in zip(tilings, sregion)]
-    loops = list(itertools.product(*[range(r.start, r.stop) for r in lregion]))
-    keys = [(lp, ks) for lp in loops for ks in itertools.product(*touching)]
-    preds = {k: p for k in keys if (p := cache.get(k)) is not None}
-    stats.cache_hits += len(preds)
-    missing = [k for k in keys if k not in preds]
-    for i in range(0, len(missing), batch_size):
-        batch = missing[i : i + batch_size]
-        tiles = []
-        for lp, ks in batch:
+class _TileStream:
+    """Tiles flow through the model in full batches that may span blocks.
+
+    Blocks are added in order; each adds the tiles it needs that are neither predicted nor
+    cached to a queue. Whenever the queue holds a batch, the batch is predicted and weighted;
+    a block is blended as soon as all its tiles are ready (blocks finish in the order they
+    were added). Every model call gets exactly ``batch_size`` tiles (the very last one is
+    padded by repeating a tile), so no batch is wasted on a block's last few tiles and a
+    tile's prediction never depends on how many tiles shared its call.
+    """
+
+    def __init__(self, layout, tilings, tile, predict, batch_size, cache, stats) -> None:
+        self.layout, self.tilings, self.tile = layout, tilings, tile
+        self.predict, self.batch_size, self.cache, self.stats = predict, batch_size, cache, stats
+        self.queue: list[tuple[tuple, np.ndarray, Callable]] = []
+        self.queued: set[tuple] = set()
+        self.ready: dict[tuple, list[np.ndarray]] = {}
+        self.need: dict[tuple, int] = {}
+        self.pending: list[tuple[int, list[slice], list[tuple], Callable]] = []
+
+    def add(self, flat: int, region: list[slice], raw: _Raw, last_block: Callable) -> None:
+        """Queue the tiles block ``flat`` needs; ``raw`` holds the input under them."""
+        sregion = [region[p] for p in self.layout.spatial]
+        lregion = [region[p] for p in self.layout.loop]
+        touching = [t.touching(r.start, r.stop) for t, r in zip(self.tilings, sregion)]
+        loops = itertools.product(*[range(r.start, r.stop) for r in lregion])
+        keys = [(lp, ks) for lp in loops for ks in itertools.product(*touching)]
+        for key in keys:
+            self.need[key] = self.need.get(key, 0) + 1
+            if key in self.ready or key in self.queued:
+                continue
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.stats.cache_hits += 1
+                self.ready[key] = hit
+                continue
+            lp, ks = key
             rel = tuple(p - r.start for p, r in zip(lp, lregion))
             sl = tuple(
                 slice(int(t.starts[k]) - a, int(t.ends[k]) - a)
-                for t, k, a in zip(tilings, ks, raw.lo)
+                for t, k, a in zip(self.tilings, ks, raw.lo)
             )
-            tiles.append(_pad_to(raw.data[(*rel, slice(None), *sl)], tile))
-        # always a full batch (the last tile repeated), so a tile's prediction does not
-        # depend on how many tiles shared its call: results are bit-identical across runs
-        tiles += tiles[-1:] * (batch_size - len(tiles))
-        outs = [o[: len(batch)] for o in predict(np.stack(tiles).astype(np.float32, copy=False))]
-        stats.tiles_predicted += len(batch)
-        stats.voxels_predicted += len(batch) * int(np.prod(tile))
-        weights = _batch_windows(tilings, [ks for _, ks in batch], tile)
-        weighted = [np.asarray(o, np.float32) * weights for o in outs]
-        for j, key in enumerate(batch):
-            ks = key[1]
-            valid = tuple(slice(0, int(t.ends[k] - t.starts[k])) for t, k in zip(tilings, ks))
+            self.queue.append((key, _pad_to(raw.data[(*rel, slice(None), *sl)], self.tile)))
+            self.queued.add(key)
+        self.pending.append((flat, region, keys, last_block))
+
+    def run(self, flush: bool) -> list[tuple[int, list[np.ndarray]]]:
+        """Predict the full batches (all with ``flush``); return the blocks now blended."""
+        while len(self.queue) >= self.batch_size or (flush and self.queue):
+            batch, self.queue = self.queue[: self.batch_size], self.queue[self.batch_size :]
+            self._predict(batch)
+        finished = []
+        while self.pending and all(k in self.ready for k in self.pending[0][2]):
+            flat, region, keys, last_block = self.pending.pop(0)
+            sregion = [region[p] for p in self.layout.spatial]
+            lregion = [region[p] for p in self.layout.loop]
+            preds = {k: self.ready[k] for k in keys}
+            finished.append((flat, _accumulate(preds, sregion, lregion, self.tilings)))
+            for key in keys:
+                self.need[key] -= 1
+                if not self.need[key]:
+                    del self.need[key]
+                    tp = self.ready.pop(key)
+                    ends = tuple(int(t.ends[k]) for t, k in zip(self.tilings, key[1]))
+                    if last_block(ends) > flat:
+                        self.cache.put(key, last_block(ends), tp)
+        return finished
+
+    def _predict(self, batch: list[tuple[tuple, np.ndarray]]) -> None:
+        tiles = [t for _, t in batch]
+        tiles += tiles[-1:] * (self.batch_size - len(tiles))
+        outs = self.predict(np.stack(tiles).astype(np.float32, copy=False))
+        self.stats.tiles_predicted += len(batch)
+        self.stats.voxels_predicted += len(batch) * int(np.prod(self.tile))
+        keys = [key for key, _ in batch]
+        weights = _batch_windows(self.tilings, [ks for _, ks in keys], self.tile)[: len(batch)]
+        weighted = [np.asarray(o[: len(batch)], np.float32) * weights for o in outs]
+        for j, key in enumerate(keys):
+            valid = tuple(
+                slice(0, int(t.ends[k] - t.starts[k])) for t, k in zip(self.tilings, key[1])
+            )
             # a copy, never a view: a view would keep the whole batch's output alive
             # while the cache counts only this tile's bytes against its bound
-            tp = [np.array(w[j][(slice(None), *valid)]) for w in weighted]
-            preds[key] = tp
-            ends = tuple(int(t.ends[k]) for t, k in zip(tilings, ks))
-            cache.put(key, last_block(ends), tp)
-    return _accumulate(preds, sregion, lregion, tilings)
+            self.ready[key] = [np.array(w[j][(slice(None), *valid)]) for w in weighted]
+            self.queued.discard(key)
 
 
 def _batch_windows(
