@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from cellvae.errors import CellvaeError, check_choice
+from cellvae.inference.field import margin_for, overlap_for, receptive_radius
 from cellvae.inference.layout import Layout
 from cellvae.inference.model import Reconstructor, default_patch, load_model, quantizers_for
 from cellvae.inference.partial import (
@@ -44,9 +45,6 @@ from cellvae.inference.tiling import TilingStats, block_origins, block_shape, ti
 from cellvae.io.atomic import check_output, check_writable, output_lock, temporary_path
 from cellvae.io.omezarr import create_image, finalize_image, open_image
 
-#: Default overlap as a fraction of the tile side (at least 2 voxels): 1/16 keeps the extra
-#: model work of the overlaps near 14 % in 2D while the raised-cosine ramps hide the seams.
-OVERLAP_FRACTION = 1 / 16
 #: Output chunk side and block side (block = unit of writing, progress, resuming and of the
 #: shares of a split run), 2D and 3D. Blocks are whole chunks, so parts never share a chunk.
 CHUNK_SIDE = {2: 256, 3: 64}
@@ -62,6 +60,7 @@ class Settings:
     input: str
     tile: tuple[int, ...]
     overlap: tuple[int, ...]
+    margin: tuple[int, ...]
     mode: str
     samples: int
     dtype: str
@@ -82,11 +81,6 @@ def std_path(output: str | os.PathLike) -> Path:
     """``RECON.zarr`` → ``RECON_std.zarr``, where the sample standard deviation goes."""
     output = Path(output)
     return output.with_name(f"{output.stem}_std{output.suffix}")
-
-
-def default_overlap(tile: tuple[int, ...]) -> tuple[int, ...]:
-    """``OVERLAP_FRACTION`` of each tile side, at least 2 voxels and at most half the side."""
-    return tuple(min(max(int(t * OVERLAP_FRACTION), 2), t // 2) for t in tile)
 
 
 def downsampling_of(vae) -> tuple[int, ...]:
@@ -158,7 +152,9 @@ def _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block) -> _P
             f"{input}: {channels} channel(s) but the model was trained on {vae.in_channels}"
         )
     tile = _sides(tile, vae.ndim) or default_patch(vae, hparams)
-    overlap = _sides(overlap, vae.ndim) or default_overlap(tile)
+    check_tile(vae, tile, (0,) * len(tile))
+    radius = receptive_radius(vae, tile)
+    overlap = _sides(overlap, vae.ndim) or overlap_for(radius, tile)
     check_tile(vae, tile, overlap)
     shape = tuple(int(s) for s in image.shape)
     chunks, blocks = [1] * len(shape), [1] * len(shape)
@@ -173,6 +169,7 @@ def _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block) -> _P
         str(Path(input).resolve()),
         tuple(tile),
         tuple(overlap),
+        margin_for(radius, overlap),
         mode,
         samples,
         dtype,
@@ -240,6 +237,7 @@ def _fill(plan: _Plan, blocks: range, batch_size: int, cache_mb: int, progress: 
             cache_mb * 2**20,
             progress,
             blocks,
+            s.margin,
         )
     except KeyboardInterrupt:
         raise Interrupted(record.tmp, len(record.done()), plan.n_blocks) from None
@@ -283,8 +281,10 @@ def reconstruct_image(
     """Reconstruct ``input`` (OME-Zarr) with the VAE in ``ckpt`` into ``output``.
 
     ``tile``/``overlap`` are voxels per spatial axis (one value for all, or one per axis);
-    they default to the model's patch and 1/16 of it. ``block`` is the side of the blocks
-    written at once (default 256 in 2D, 128 in 3D; whole chunks of 256 / 64).
+    they default to the model's patch and three radii of its measured receptive field
+    (:mod:`cellvae.inference.field`), whose radius at inner tile edges gets no weight.
+    ``block`` is the side of the blocks written at once (default 256 in 2D, 128 in 3D;
+    whole chunks of 256 / 64).
     ``stage`` is ``"all"`` (prepare, fill every block, finalize), ``"prepare"``, ``"part"``
     (fill part ``part = (I, N)``'s share; prepares first if needed) or ``"finalize"``.
     Returns what the fill did (all zeros for ``prepare`` and ``finalize``).

@@ -109,6 +109,7 @@ def tile_reconstruct(
     cache_bytes: int = 256 * 2**20,
     progress: bool = True,
     blocks: Iterable[int] | None = None,
+    margin: Sequence[int] | None = None,
 ) -> TilingStats:
     """Blend overlapping tile predictions of ``source`` into ``targets``, block by block.
 
@@ -129,13 +130,18 @@ def tile_reconstruct(
     cache_bytes : bound on the tile predictions kept for later blocks.
     progress : show a tqdm bar over blocks.
     blocks : flat indices of the blocks to do (default: all); the others are left untouched.
+    margin : per spatial axis, voxels at a tile's inner edges that get no weight (the model's
+        receptive-field radius; see :mod:`cellvae.inference.windows`). Default 0.
     """
     from tqdm.auto import tqdm
 
     layout = Layout.of(axes, ndim)
     shape = tuple(int(s) for s in source.shape)
     tile = tuple(int(t) for t in tile)
-    tilings = [axis_tiling(shape[p], t, o) for p, t, o in zip(layout.spatial, tile, overlap)]
+    margin = margin or (0,) * ndim
+    tilings = [
+        axis_tiling(shape[p], t, o, m) for p, t, o, m in zip(layout.spatial, tile, overlap, margin)
+    ]
     block = block_shape(shape, block if block is not None else targets[0].chunks, layout)
     origins = block_origins(shape, block)
     counts = [len(range(0, s, b)) for s, b in zip(shape, block)]
