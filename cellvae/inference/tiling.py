@@ -370,16 +370,16 @@ def _accumulate(
 ) -> list[np.ndarray]:
     """Sum of the weighted tile predictions over the block, divided by the summed weight.
 
-    Tiles are added in sorted key order, so every voxel's sum is formed in the same order
-    whichever block computes it and whichever tiles came from the cache (bit-identical
-    results across blocks, parts and reruns).
+    Tiles are added in the order of ``preds`` (raster order of the grid, whichever tiles
+    came from the cache), so every voxel's sum is formed in the same order whichever block
+    computes it (bit-identical results across blocks, parts and reruns).
     """
     first = next(iter(preds.values()))
     channels = first[0].shape[0]
     bshape = [r.stop - r.start for r in sregion]
     lshape = [r.stop - r.start for r in lregion]
     acc = [np.zeros((*lshape, channels, *bshape), np.float32) for _ in first]
-    for (lp, ks), tp in sorted(preds.items(), key=lambda item: item[0]):
+    for (lp, ks), tp in preds.items():
         rel = tuple(p - r.start for p, r in zip(lp, lregion))
         dst, src = [], []
         for t, k, r in zip(tilings, ks, sregion):
