@@ -298,14 +298,18 @@ def reconstruct_image(
     for path in outputs:
         check_output(path, overwrite)
         check_writable(path)
-    plan = _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block)
-    try:
-        return _run_stage(plan, stage, part, batch_size, cache_mb, overwrite, progress)
-    except Interrupted:
-        raise
-    except KeyboardInterrupt:
-        done = plan.record.done() if plan.record.settings() is not None else set()
-        raise Interrupted(plan.record.tmp, len(done), plan.n_blocks) from None
+    out = outputs[0]
+    # the lock first (a second writer hears so at once), then the model and the image
+    lock = part_lock(out, *part) if stage == "part" else output_lock(out)
+    with lock:
+        plan = _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block)
+        try:
+            return _run_stage(plan, stage, part, batch_size, cache_mb, overwrite, progress)
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            done = plan.record.done() if plan.record.settings() is not None else set()
+            raise Interrupted(plan.record.tmp, len(done), plan.n_blocks) from None
 
 
 def _run_stage(
@@ -317,26 +321,24 @@ def _run_stage(
     overwrite: bool,
     progress: bool,
 ) -> TilingStats:
+    """One stage, its lock held: the part's own (``part``), else the output's."""
     out = plan.outputs[0]
     if stage == "part":
-        index, parts = part
-        with part_lock(out, index, parts):
-            with waiting_output_lock(out):
-                _prepare(plan, discard=False)
-                plan.record.write_parts(parts)
-            share = part_blocks(plan.n_blocks, index, parts)
-            return _fill(plan, share, batch_size, cache_mb, progress)
+        with waiting_output_lock(out):
+            _prepare(plan, discard=False)
+            plan.record.write_parts(part[1])
+        share = part_blocks(plan.n_blocks, *part)
+        return _fill(plan, share, batch_size, cache_mb, progress)
     stats = TilingStats()
-    with output_lock(out):
-        if stage == "prepare" and plan.record.settings() == _plain(plan.settings):
-            return stats  # already prepared: nothing to do, parts may be running
-        with all_part_locks(out):  # prepare may discard, finalize renames: no part may run
-            if stage != "finalize":
-                _prepare(plan, discard=True)
-            if stage == "all":
-                stats = _fill(plan, range(plan.n_blocks), batch_size, cache_mb, progress)
-            if stage != "prepare":
-                _finalize(plan, overwrite, progress)
+    if stage == "prepare" and plan.record.settings() == _plain(plan.settings):
+        return stats  # already prepared: nothing to do, parts may be running
+    with all_part_locks(out):  # prepare may discard, finalize renames: no part may run
+        if stage != "finalize":
+            _prepare(plan, discard=True)
+        if stage == "all":
+            stats = _fill(plan, range(plan.n_blocks), batch_size, cache_mb, progress)
+        if stage != "prepare":
+            _finalize(plan, overwrite, progress)
     return stats
 
 
