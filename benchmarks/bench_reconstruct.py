@@ -1,14 +1,17 @@
-"""Benchmark of tiled reconstruction: throughput overhead, peak memory, seams.
+"""Benchmark of tiled reconstruction: pixels/s on CPU or GPU, overhead, peak memory, seams.
 
 Run ``python benchmarks/bench_reconstruct.py --quick`` (seconds to minutes on a laptop CPU) or
 without ``--quick`` for the full sizes (2 GB vs 8 GB images for the memory check; needs ~10 GB
 of free disk and a long time on a CPU); ``--arch hierarchical --tile 256`` measures a fully
-convolutional model on tiles larger than its training patch. Prints one line per figure:
+convolutional model on tiles larger than its training patch; ``--device cuda`` runs the model
+on a GPU and reports its busy fraction; ``--sweep`` times batch sizes and tile sides. Prints
+one line per figure:
 
-1. voxels/s of ``tile_reconstruct`` (zarr in, zarr out, default overlap) vs. one batched
+1. pixels/s of ``tile_reconstruct`` (zarr in, zarr out, ``--overlap``) vs. one batched
    forward of the same model over the same number of voxels; overhead = 1 - ratio
    (target <= 15 %). The model-side redundancy (voxels through the model / image voxels) is
-   printed too, since it bounds the overhead from below.
+   printed too, since it bounds the overhead from below. On a GPU, the busy fraction is the
+   time the GPU spent in the model calls (CUDA events) over the wall time of the run.
 2. peak RSS of a subprocess that reconstructs a generated image of size S and of 4 S with a
    cheap identity predictor (memory is about blocks, not the model); target: equal within 10 %.
 3. seam check: mean |reconstruction - input| within ``overlap`` voxels of an interior tile
@@ -31,7 +34,7 @@ import zarr
 
 from cellvae.data.normalize import Quantizer
 from cellvae.inference.model import Reconstructor
-from cellvae.inference.reconstruct import BLOCK_SIDE, CHUNK_SIDE, default_overlap
+from cellvae.inference.reconstruct import BLOCK_SIDE, CHUNK_SIDE
 from cellvae.inference.tiling import tile_reconstruct
 from cellvae.inference.windows import tile_starts
 
@@ -68,9 +71,39 @@ def smooth_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return img.astype(np.uint8)
 
 
-def throughput(side: int, patch: int, batch: int, arch: str = "flat", repeats: int = 3) -> dict:
-    """Tiled vs. batched voxels/s on a ``side``² image with ``patch``² tiles."""
-    model = make_model(patch, arch)
+class TimedPredict:
+    """A predictor that sums the device time of its calls (CUDA events on a GPU)."""
+
+    def __init__(self, predict, device: torch.device) -> None:
+        self.predict, self.device, self.events = predict, device, []
+
+    def __call__(self, tiles):
+        if self.device.type != "cuda":
+            return self.predict(tiles)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        out = self.predict(tiles)
+        end.record()
+        self.events.append((start, end))
+        return out
+
+    def busy_seconds(self) -> float:
+        torch.cuda.synchronize()
+        return sum(s.elapsed_time(e) for s, e in self.events) / 1000
+
+
+def throughput(
+    side: int,
+    patch: int,
+    batch: int,
+    arch: str = "flat",
+    repeats: int = 3,
+    overlap: int | None = None,
+    device: str = "cpu",
+) -> dict:
+    """Tiled vs. batched pixels/s on a ``side``² image with ``patch``² tiles."""
+    dev = torch.device(device)
+    model = make_model(patch, arch).to(dev)
     rec = Reconstructor(model, [Quantizer(0, 255, 8)])
     image = smooth_image((side, side))
     src = zarr.create_array(
@@ -80,7 +113,7 @@ def throughput(side: int, patch: int, batch: int, arch: str = "flat", repeats: i
     out = zarr.create_array(
         store={}, shape=image.shape, chunks=(CHUNK_SIDE[2],) * 2, dtype=np.float32
     )
-    overlap = default_overlap((patch,))[0]
+    overlap = max(patch // 16, 2) if overlap is None else overlap
     n = image.size // patch**2
     tiles = np.ascontiguousarray(
         image[: (side // patch) * patch, : (side // patch) * patch]
@@ -89,19 +122,19 @@ def throughput(side: int, patch: int, batch: int, arch: str = "flat", repeats: i
         .reshape(-1, 1, patch, patch)[:n],
         np.float32,
     )
-    torch.set_num_threads(1)
     rec(tiles[:batch])  # warm-up
-    t_batched, t_tiled = np.inf, np.inf
+    t_batched, t_tiled, busy = np.inf, np.inf, 0.0
     for _ in range(repeats):  # best of ``repeats``, interleaved: the least disturbed run
         t0 = time.perf_counter()
         for i in range(0, n, batch):
             rec(tiles[i : i + batch])
         t_batched = min(t_batched, time.perf_counter() - t0)
+        timed = TimedPredict(rec, dev)
         t0 = time.perf_counter()
         stats = tile_reconstruct(
             src,
             [out],
-            rec,
+            timed,
             "yx",
             2,
             (patch, patch),
@@ -110,17 +143,23 @@ def throughput(side: int, patch: int, batch: int, arch: str = "flat", repeats: i
             batch_size=batch,
             progress=False,
         )
-        t_tiled = min(t_tiled, time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        if wall < t_tiled:
+            t_tiled = wall
+            busy = timed.busy_seconds() / wall if dev.type == "cuda" else float("nan")
     starts = tile_starts(side, patch, overlap)
     return {
         "image": f"{side}x{side}",
         "tile": patch,
         "overlap": overlap,
+        "batch": batch,
+        "device": device,
         "batched_vox_per_s": image.size / t_batched,
         "tiled_vox_per_s": image.size / t_tiled,
         "overhead": 1 - t_batched / t_tiled,
         "model_redundancy": stats.voxels_predicted / image.size,
         "grid_redundancy": (len(starts) * patch / side) ** 2,
+        "gpu_busy": busy,
         "seam": seam_ratio(image, out[...], starts, patch, overlap),
     }
 
@@ -152,7 +191,7 @@ def _child(path: str, out: str) -> None:
         "yx",
         2,
         (side, side),
-        default_overlap((side, side)),
+        (side // 16, side // 16),
         block=(BLOCK_SIDE[2],) * 2,
         batch_size=8,
         progress=False,
@@ -180,6 +219,14 @@ def peak_rss(nbytes: int, workdir: Path) -> float:
     return json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_mib"]
 
 
+def sweep(side: int, arch: str, device: str, tiles=(64, 128, 256), batches=(1, 2, 4, 8, 16)):
+    """Tiled pixels/s for each tile side and batch size (overlap a quarter of the tile)."""
+    for patch in tiles if arch == "hierarchical" else tiles[:1]:
+        for batch in batches:
+            r = throughput(side, patch, batch, arch, 1, patch // 4, device)
+            print(f"sweep tile {patch} batch {batch}: tiled {r['tiled_vox_per_s']:.3g} px/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (minutes on a CPU)")
@@ -187,26 +234,41 @@ def main() -> None:
     parser.add_argument(
         "--tile", type=int, default=64, help="tile side (a flat model is built for it)"
     )
+    parser.add_argument("--overlap", type=int, help="tile overlap (default: 1/16 of the tile)")
+    parser.add_argument("--batch", type=int, default=16, help="tiles per model call")
+    parser.add_argument("--side", type=int, help="image side (default 2048 quick, else 8192)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--sweep", action="store_true", help="time tile sides and batch sizes")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS check")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
         return
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no GPU")
     side, rss_bytes = (2048, 64 * 2**20) if args.quick else (8192, 2 * 2**30)
-    result = throughput(side, patch=args.tile, batch=16, arch=args.arch)
+    side = args.side or side
+    if args.sweep:
+        sweep(side, args.arch, args.device)
+        return
+    result = throughput(side, args.tile, args.batch, args.arch, 3, args.overlap, args.device)
+    busy = "" if args.device == "cpu" else f", GPU busy {100 * result['gpu_busy']:.0f} %"
     print(
-        f"throughput {args.arch} {result['image']} tile {result['tile']} "
-        f"overlap {result['overlap']}: "
-        f"batched {result['batched_vox_per_s']:.3g} vox/s, tiled "
-        f"{result['tiled_vox_per_s']:.3g} vox/s, overhead {100 * result['overhead']:.1f} % "
-        f"(target <= 15 %); model voxels / image voxels {result['model_redundancy']:.3f} "
-        f"(tile grid alone {result['grid_redundancy']:.3f})"
+        f"throughput {args.arch} on {args.device} {result['image']} tile {result['tile']} "
+        f"overlap {result['overlap']} batch {result['batch']}: "
+        f"batched {result['batched_vox_per_s']:.3g} px/s, tiled "
+        f"{result['tiled_vox_per_s']:.3g} px/s{busy}, overhead "
+        f"{100 * result['overhead']:.1f} % (target <= 15 %); model voxels / image voxels "
+        f"{result['model_redundancy']:.3f} (tile grid alone {result['grid_redundancy']:.3f})"
     )
     # what the tiler itself adds (reads, blending, writes) once the overlap's extra voxels,
     # fixed by tile, overlap and image side, are paid for
     beyond = (1 / (1 - result["overhead"])) / result["model_redundancy"] - 1
     print(f"pipeline overhead beyond the overlap's extra voxels: {100 * beyond:.1f} %")
     print(f"seam: border error / interior error = {result['seam']:.3f} (target <= 1.05)")
+    if args.no_memory:
+        return
     with tempfile.TemporaryDirectory(dir=".") as tmp:
         small = peak_rss(rss_bytes, Path(tmp))
         large = peak_rss(4 * rss_bytes, Path(tmp))

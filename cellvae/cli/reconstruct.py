@@ -57,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="side of the blocks written at once: the unit of progress, resuming and of the "
         "shares of --part (default 256 in 2D, 128 in 3D)",
     )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="where the model runs (auto: a GPU if torch sees one)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     split = parser.add_mutually_exclusive_group()
@@ -100,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             overwrite=args.overwrite,
             block=args.block,
+            device=args.device,
             progress=not args.no_progress,
             stage=stage,
             part=part,

@@ -53,14 +53,15 @@ def receptive_radius(
 def _radius(vae: torch.nn.Module, tile: tuple[int, ...], mass: float, seed: int):
     channels = int(getattr(vae, "in_channels", 1))
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand((1, channels, *tile), generator=gen) * 2 - 1
+    device = next(iter(vae.parameters()), torch.zeros(0)).device
+    x = (torch.rand((1, channels, *tile), generator=gen) * 2 - 1).to(device)
     x.requires_grad_(True)
     with torch.enable_grad():
         params = vae.reconstruct_params(x, sample=False)
         centre = tuple(t // 2 for t in tile)
         params[(0, slice(None), *centre)].sum().backward()
     vae.zero_grad(set_to_none=True)
-    grad = x.grad.abs().sum(dim=(0, 1)).double().numpy()  # (*tile)
+    grad = x.grad.abs().sum(dim=(0, 1)).double().cpu().numpy()  # (*tile)
     total = grad.sum()
     if not np.isfinite(total) or total <= 0:
         return (0,) * len(tile)

@@ -142,8 +142,21 @@ class _Plan:
         return len(block_origins(self.settings.shape, self.settings.block))
 
 
-def _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block) -> _Plan:
+def _device(name: str):
+    """``"cpu"``, ``"cuda"`` (refused without a GPU) or ``"auto"`` (a GPU if there is one)."""
+    import torch
+
+    check_choice("--device", name, ("cpu", "cuda", "auto"))
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CellvaeError("--device: cuda asked for but torch sees no GPU")
+    return torch.device(name)
+
+
+def _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block, device) -> _Plan:
     vae, hparams = load_model(ckpt)
+    vae.to(_device(device))
     image = open_image(input)
     layout = Layout.of(image.axes, vae.ndim, source=str(input))
     channels = layout.channels(image.shape)
@@ -277,6 +290,7 @@ def reconstruct_image(
     progress: bool = True,
     stage: str = "all",
     part: tuple[int, int] = (1, 1),
+    device: str = "cpu",
 ) -> TilingStats:
     """Reconstruct ``input`` (OME-Zarr) with the VAE in ``ckpt`` into ``output``.
 
@@ -287,6 +301,7 @@ def reconstruct_image(
     whole chunks of 256 / 64).
     ``stage`` is ``"all"`` (prepare, fill every block, finalize), ``"prepare"``, ``"part"``
     (fill part ``part = (I, N)``'s share; prepares first if needed) or ``"finalize"``.
+    ``device`` runs the model on ``"cpu"``, ``"cuda"`` or ``"auto"`` (a GPU if present).
     Returns what the fill did (all zeros for ``prepare`` and ``finalize``).
     """
     check_choice("stage", stage, STAGES)
@@ -302,7 +317,7 @@ def reconstruct_image(
     # the lock first (a second writer hears so at once), then the model and the image
     lock = part_lock(out, *part) if stage == "part" else output_lock(out)
     with lock:
-        plan = _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block)
+        plan = _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block, device)
         try:
             return _run_stage(plan, stage, part, batch_size, cache_mb, overwrite, progress)
         except Interrupted:
