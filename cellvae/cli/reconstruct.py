@@ -83,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Reconstruct ``args.input`` into ``args.output`` (or one step of a split run)."""
+    import signal
     import sys
+    import threading
 
     from cellvae.inference.partial import parse_part
     from cellvae.inference.reconstruct import Interrupted, reconstruct_image
@@ -93,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
         stage, part = "part", parse_part(args.part)
     elif args.prepare or args.finalize:
         stage = "prepare" if args.prepare else "finalize"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt  # a batch system's SIGTERM: keep the finished blocks, unlock
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
     try:
         stats = reconstruct_image(
             args.ckpt,
@@ -118,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     done = f"({stats.blocks_written} blocks written, {stats.blocks_skipped} resumed, "
     done += f"{stats.tiles_predicted} tiles)"
     messages = {

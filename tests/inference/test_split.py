@@ -150,3 +150,46 @@ def test_a_killed_part_rerun_alone_completes_the_output(tmp_path, files, whole):
         rec.reconstruct_image(ckpt, image, out, stage="part", part=(i, 2), **KW)
     rec.reconstruct_image(ckpt, image, out, stage="finalize", **KW)
     np.testing.assert_array_equal(open_image(out).array[...], whole)
+
+
+_STALLING_PART = """
+import sys, time
+from cellvae.cli import main
+from cellvae.inference.model import Reconstructor
+from cellvae.inference.partial import BlockRecord
+mark, call, marked = BlockRecord.mark, Reconstructor.__call__, []
+def mark_and_note(record, block):
+    mark(record, block)
+    marked.append(block)
+def call_or_stall(self, raw):
+    if marked:
+        time.sleep(600)  # stopped here by SIGTERM, after its first block
+    return call(self, raw)
+BlockRecord.mark, Reconstructor.__call__ = mark_and_note, call_or_stall
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_finished_blocks_and_releases_the_part_lock(tmp_path, files):
+    ckpt, image = files
+    out = tmp_path / "split.zarr"
+    argv = [str(image), "--ckpt", str(ckpt), "-o", str(out), "--tile", "16", "--overlap", "4"]
+    argv += ["--block", "32", "--no-progress", "--part", "1/1", "--batch-size", "1"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]), OMP_NUM_THREADS="1")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _STALLING_PART, "reconstruct", *argv],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    record = BlockRecord(rec.temporary_path(out))
+    deadline = time.monotonic() + 120
+    while not record.done() and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert f"kept {len(record.done())} of 12 blocks" in err and len(record.done()) >= 1
+    assert not (tmp_path / "split.zarr.part-1-of-1.lock").exists()
