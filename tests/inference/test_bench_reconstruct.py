@@ -17,6 +17,7 @@ def bench():
     return module
 
 
+@pytest.mark.slow
 def test_throughput_reports_pixel_rates_and_redundancy(bench):
     r = bench.throughput(64, 32, 2, "flat", repeats=1, overlap=8, device="cpu")
     assert r["tiled_vox_per_s"] > 0 and r["batched_vox_per_s"] > 0
