@@ -203,7 +203,9 @@ def read_tiff_meta(path: str | os.PathLike, series: int = 0, axes: str | None = 
         voxel_size=voxel,
         units=units,
         n_series=n_series,
-        channel_names=names if names and "c" in ax and len(names) == s.shape[ax.index("c")] else None,
+        channel_names=names
+        if names and "c" in ax and len(names) == s.shape[ax.index("c")]
+        else None,
     )
 
 
