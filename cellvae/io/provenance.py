@@ -7,10 +7,11 @@ Every output of a ``cellvae`` verb records one dict::
 
 where it is stored depends on the format: OME-Zarr ``group.attrs["cellvae"]["provenance"]``
 (beside the intensity ``stats``), Parquet schema metadata ``b"cellvae"`` = JSON
-``{"provenance": ...}``, JSON files a top-level ``"provenance"`` key, TIFF stacks the ImageJ
-``Info`` text (JSON ``{"provenance": ...}``). The ``cellvae`` command sets the current record
-for the verb it runs (:func:`recording`), and the writers in :mod:`cellvae.io` attach it, so
-a verb's outputs carry it without each writer being told. :func:`read_provenance` reads any
+``{"provenance": ...}``, JSON files a top-level ``"provenance"`` key, TIFF stacks the
+``cellvae`` entry of tifffile's JSON image description (``{"provenance": ...}``). The
+``cellvae`` command sets the current record for the verb it runs (:func:`recording`), and the
+writers in :mod:`cellvae.io` attach it, so a verb's outputs carry it without each writer
+being told. :func:`read_provenance` reads any
 of them back (the report uses it to find a run's outputs whatever their names).
 """
 
@@ -105,10 +106,10 @@ def write_parquet(table, path: str | os.PathLike, provenance: dict | None = None
     pq.write_table(arrow.replace_schema_metadata(meta), path)
 
 
-def tiff_info(provenance: dict | None = None) -> str | None:
-    """Text for an ImageJ TIFF's ``Info`` field holding ``provenance``, or None."""
+def tiff_metadata(provenance: dict | None = None) -> dict[str, Any]:
+    """Entries for tifffile's ``metadata=`` (its JSON description) holding ``provenance``."""
     provenance = provenance or current_provenance()
-    return None if provenance is None else json.dumps({"provenance": provenance})
+    return {} if provenance is None else {KEY: {"provenance": provenance}}
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -132,8 +133,9 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                info = (tif.imagej_metadata or {}).get("Info")
-            return json.loads(info)["provenance"] if info else None
+                shaped = tif.shaped_metadata or ({},)
+            entry = shaped[0].get(KEY) if shaped else None
+            return entry.get("provenance") if isinstance(entry, dict) else None
     except Exception:  # not ours, or not readable: no provenance to report
         return None
     return None
