@@ -29,6 +29,62 @@ _HELP = {
 }
 
 
+#: the usage line after ``cellvae VERB`` (the full option list follows in the help)
+USAGE = (
+    "[-h] [-c CONFIG.yaml] [--print_config] [--ckpt_path CKPT] "
+    "[--trainer.KEY VALUE] [--model.KEY VALUE] [--data.KEY VALUE] ..."
+)
+
+
+def _help_cache(verb: str):
+    """Where ``cellvae VERB --help`` is kept, keyed on every file its text depends on.
+
+    Building the help imports torch and Lightning (seconds); the text only changes when
+    cellvae's sources or the versions of lightning/jsonargparse do.
+    """
+    import hashlib
+    import importlib.metadata
+    from pathlib import Path
+
+    import cellvae
+
+    digest = hashlib.sha1()
+    for dist in ("lightning", "jsonargparse", "cellvae"):
+        try:
+            digest.update(f"{dist}={importlib.metadata.version(dist)};".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(f"{dist}=none;".encode())
+    for path in sorted(Path(cellvae.__file__).parent.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path}:{stat.st_mtime_ns}:{stat.st_size};".encode())
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cellvae" / f"help-{verb}-{digest.hexdigest()[:16]}.txt"
+
+
+def _print_help(verb: str, argv: Sequence[str]) -> int:
+    """``cellvae VERB --help`` from the cache, or built once by LightningCLI and cached."""
+    import contextlib
+    import io
+    import sys
+
+    cache = _help_cache(verb)
+    try:
+        text = cache.read_text()
+    except OSError:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            code = run_lightning(verb, argv, use_cache=False)
+        text = buffer.getvalue()
+        if code == 0 and text:
+            with contextlib.suppress(OSError):
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
+                partial.write_text(text)
+                os.replace(partial, cache)
+    sys.stdout.write(text)
+    return 0
+
+
 def help_for(verb: str) -> str:
     """One line for ``cellvae --help``."""
     return _HELP[verb]
@@ -49,6 +105,17 @@ def _cli_class(claims: ExitStack | None = None):
             parser.link_arguments("data.patch_size", "model.patch_size")
             parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
             parser.link_arguments("data.bits", "model.bits", apply_on="instantiate")
+
+        def _add_subcommands(self, parser, **kwargs) -> None:
+            """Usage lines that read ``cellvae VERB ...`` and headings that fit every verb."""
+            super()._add_subcommands(parser, **kwargs)
+            for name, sub in self._subcommand_parsers.items():
+                sub.prog = f"cellvae {name}"
+                sub.usage = f"cellvae {name} {USAGE}"
+                sub.description = _HELP.get(name, sub.description)
+                for group in sub._action_groups:
+                    if (group.title or "").startswith("Customize every aspect of training"):
+                        group.title = "Trainer options (--trainer.KEY VALUE)"
 
         def instantiate_trainer(self, **kwargs):
             """Claim the run folder, check ``--ckpt_path``, then add cellvae's console."""
@@ -76,14 +143,17 @@ def _cli_class(claims: ExitStack | None = None):
     return CellvaeCLI
 
 
-def run_lightning(verb: str, argv: Sequence[str]) -> int:
+def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int:
     """Run ``cellvae VERB ARGV...`` through LightningCLI; returns the exit code.
 
     Usage errors (unknown keys, wrong types) are printed by jsonargparse (exit code 2); a
     :class:`~cellvae.errors.CellvaeError` from a constructor, or Lightning's
     ``MisconfigurationException`` turned into one, propagates to ``cellvae.cli.main``, which
-    prints it as one line.
+    prints it as one line. ``VERB --help`` alone is served from a cache after its first use.
     """
+    if use_cache and list(argv) in (["--help"], ["-h"]):
+        return _print_help(verb, argv)
+
     import warnings
 
     from lightning.fabric.utilities.exceptions import MisconfigurationException
