@@ -175,6 +175,7 @@ def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int
                 auto_configure_optimizers=False,
                 trainer_defaults={"callbacks": [FinalCheckpoint()]},
                 seed_everything_default=0,
+                parser_kwargs={"prog": "cellvae"},
             )
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else int(done.code is not None)
