@@ -120,10 +120,8 @@ def test_angstrom_and_other_units_pass_through(tmp_path):
     image = open_image(ingest(tif, tmp_path / "a.zarr", progress=False))
     assert image.units == {a: "angstrom" for a in "zyx"}
     np.testing.assert_allclose([image.voxel_size[a] for a in "zyx"], [3.4, 3.4, 3.4], rtol=1e-6)
-    code = main(
-        ["ingest", str(tif), "-o", str(tmp_path / "n.zarr")]
-        + ["--voxel-size", "20", "5", "5", "--unit", "nm"]
-    )
+    sizes = ["--voxel-size", "20", "5", "5", "--unit", "nm"]
+    code = main(["ingest", str(tif), "-o", str(tmp_path / "n.zarr"), *sizes])
     assert code == 0
     image = open_image(tmp_path / "n.zarr")
     assert image.units == {a: "nanometer" for a in "zyx"}
