@@ -117,19 +117,25 @@ def _cli_class(claims: ExitStack | None = None):
                     if (group.title or "").startswith("Customize every aspect of training"):
                         group.title = "Trainer options (--trainer.KEY VALUE)"
 
-        def instantiate_trainer(self, **kwargs):
-            """Claim the run folder, check ``--ckpt_path``, then add cellvae's console."""
-            from cellvae.io.atomic import claim_folder
-            from cellvae.training import callbacks as cb
+        def _parse_ckpt_path(self) -> None:
+            """Refuse a ``--ckpt_path`` that is no checkpoint in one line (never suggesting
+            ``weights_only=False``) before Lightning reads its hyper-parameters."""
             from cellvae.training.checkpoint import check_checkpoint
 
+            sub = self.config.get("subcommand")
+            ckpt = self.config[sub].get("ckpt_path") if sub else None
+            if ckpt not in (None, "last", "best", "hpc", "registry"):
+                check_checkpoint(ckpt)
+            super()._parse_ckpt_path()
+
+        def instantiate_trainer(self, **kwargs):
+            """Claim the run folder, then add cellvae's console (bar, summary, loggers)."""
+            from cellvae.io.atomic import claim_folder
+            from cellvae.training import callbacks as cb
             config = dict(self._get(self.config_init, "trainer", default={}))
             root = config.get("default_root_dir") or os.getcwd()
             if claims is not None:
                 claims.enter_context(claim_folder(root))
-            ckpt = self._get(self.config, "ckpt_path", default=None)
-            if ckpt not in (None, "last", "best", "hpc", "registry"):
-                check_checkpoint(ckpt)
             if config.get("logger") in (None, True):
                 kwargs["logger"] = cb.default_loggers(root)
             extra = []

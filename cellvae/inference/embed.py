@@ -45,10 +45,10 @@ def _check_label_values(slab: np.ndarray, source: str) -> np.ndarray:
         fractional = slab != np.round(slab)
         if fractional.any():
             raise CellvaeError(
-                f"{source}: labels must be whole numbers, found {slab[fractional].flat[0]!r}"
+                f"{source}: labels must be whole numbers, found {slab[fractional].flat[0].item()!r}"
             )
     if slab.dtype.kind in "if" and slab.size and slab.min() < 0:
-        raise CellvaeError(f"{source}: negative label id {slab.min()!r}; ids must be >= 0")
+        raise CellvaeError(f"{source}: negative label id {slab.min().item()!r}; ids must be >= 0")
     return slab.astype(np.int64, copy=False)
 
 
