@@ -96,12 +96,20 @@ def _save(fig, path: Path) -> str:
 
 
 def _number(value: object) -> str:
-    """Four significant digits for a float (also inside lists); anything else as ``str``."""
+    """Four significant digits for a float (also inside lists), ``n/a`` for an undefined
+    number (null in the JSON); anything else as ``str``."""
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
         return "[" + ", ".join(_number(v) for v in value) + "]"
     return str(value)
+
+
+def _fixed(value: float | None) -> str:
+    """Three decimals, or ``n/a`` where the blur summary holds null."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _training(run_dir: Path, figdir: Path, train_dir: Path | None = None) -> Section:
@@ -169,9 +177,9 @@ def _blur(run_dir: Path, figdir: Path, summary_path: Path | None) -> Section:
     frc = summary.get("frc", {})
     section.lines += [
         f"- global high-frequency power ratio (reconstruction / original above "
-        f"{summary['cutoff_cycles_per_px']:g} cycles/px): **{summary['global_hf_ratio']:.3f}** "
+        f"{summary['cutoff_cycles_per_px']:g} cycles/px): **{_fixed(summary['global_hf_ratio'])}** "
         "(1 = as sharp as the original, lower = blurrier)",
-        f"- median window ratio: {summary['median_window_hf_ratio']:.3f}",
+        f"- median window ratio: {_fixed(summary['median_window_hf_ratio'])}",
         f"- FRC 1/7 resolution: {_number(frc.get('resolution_1_7_px'))} px; half-bit: "
         f"{_number(frc.get('resolution_half_bit_px'))} px",
     ]
