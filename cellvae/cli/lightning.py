@@ -132,6 +132,7 @@ def _cli_class(claims: ExitStack | None = None):
             """Claim the run folder, then add cellvae's console (bar, summary, loggers)."""
             from cellvae.io.atomic import claim_folder
             from cellvae.training import callbacks as cb
+
             config = dict(self._get(self.config_init, "trainer", default={}))
             root = config.get("default_root_dir") or os.getcwd()
             if claims is not None:
