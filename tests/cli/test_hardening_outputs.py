@@ -9,6 +9,7 @@ user the folder is made read-only with ``chmod`` instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -97,20 +98,45 @@ def _params():
     return [pytest.param(v, marks=marks.get(v, [])) for v in VERBS]
 
 
-def _one_clear_line(verb: str, code: int, err: str, must_name: Path) -> None:
+def _one_clear_line(verb: str, code: int, err: str, claimed: Path, folder: Path) -> None:
+    """One error line whose subject is the output (not an input) and that names ``folder``."""
     assert code != 0, err
     assert "Traceback" not in err, err
     errors = [line for line in err.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, err
-    assert errors[0].startswith(f"cellvae {verb}: error: "), err
-    assert str(must_name) in errors[0], err
+    subject = claimed.parent if claimed.name == ".cellvae" else claimed
+    assert errors[0].startswith(f"cellvae {verb}: error: {subject}"), err
+    assert str(folder) in errors[0], err
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make the first piece of real work of every verb fail the test: refusals come first."""
+
+    def started(*args, **kwargs):
+        raise AssertionError("the verb started working before it claimed its output")
+
+    import lightning.pytorch as pl
+
+    for target in (
+        "cellvae.training.checkpoint.load_vae",
+        "cellvae.io.ingest.store_dask",
+        "cellvae.metrics.sharpness.blur_map",
+        "cellvae.experiments._report.run_all",
+        "cellvae.report._training",
+    ):
+        monkeypatch.setattr(target, started)
+    for method in ("fit", "validate", "test"):  # same signature: LightningCLI reads it
+        monkeypatch.setattr(
+            pl.Trainer, method, functools.wraps(getattr(pl.Trainer, method))(started)
+        )
 
 
 # --- a concurrent writer holds the output --------------------------------------------------
 
 
 @pytest.mark.parametrize("verb", _params())
-def test_verb_refuses_an_output_another_process_is_writing(verb, inputs, tmp_path, capsys):
+def test_verb_refuses_an_output_another_process_is_writing(verb, inputs, tmp_path, capsys, no_work):
     argv, claimed = verb_cases(inputs, tmp_path)[verb]
     claimed.parent.mkdir(parents=True, exist_ok=True)
     lock = claimed.with_name(claimed.name + ".lock")
@@ -121,7 +147,7 @@ def test_verb_refuses_an_output_another_process_is_writing(verb, inputs, tmp_pat
     code = main(argv)
 
     err = capsys.readouterr().err
-    _one_clear_line(verb, code, err, claimed)
+    _one_clear_line(verb, code, err, claimed, claimed)
     assert "is being written by" in err
     assert code == 75  # EX_TEMPFAIL: try again later
     assert lock.read_text() == holder  # the other writer's lock is left alone
@@ -194,5 +220,5 @@ def read_only_results(inputs, tmp_path_factory) -> tuple[Path, dict]:
 def test_verb_names_a_read_only_output_in_one_line(verb, read_only_results):
     folder, results = read_only_results
     code, err = results[verb]
-    _one_clear_line(verb, code, err, folder)
+    _one_clear_line(verb, code, err, verb_cases(Path("in"), folder)[verb][1], folder)
     assert sorted(p.name for p in folder.iterdir()) == ["blur.json"]  # nothing written
