@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from cellvae.cli import main
-from cellvae.io.provenance import make_provenance, recording, write_parquet
 from cellvae.report import write_run_report
 
 
@@ -48,6 +47,8 @@ def test_a_healthy_run_has_no_collapse_warning(tmp_path):
 
 
 def test_outputs_are_found_by_their_provenance_whatever_their_names(tmp_path):
+    from cellvae.io.provenance import make_provenance, recording, write_parquet
+
     with recording(make_provenance("embed", {"input": "i.zarr"})):
         write_parquet(_cells(active=True), tmp_path / "nuclei_embedding.parquet")
     text = write_run_report(tmp_path).read_text()

@@ -21,7 +21,6 @@ from scipy import ndimage
 
 from cellvae.cli import main
 from cellvae.io.omezarr import open_image, write_image
-from cellvae.io.provenance import read_provenance
 from tests.inference.helpers import save_checkpoint, write_test_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +52,8 @@ def _blur(tmp_path, original, recon, *extra):
 def test_blur_map_overlays_the_image_with_scale_and_translation(tmp_path, capsys):
     """Only pixels [44, 60)² lost detail: the map's minimum, placed by its NGFF transform,
     lies at their physical centre (index 51.5 x 0.5 µm), in µm."""
+    from cellvae.io.provenance import read_provenance
+
     rng = np.random.default_rng(0)
     original = rng.normal(100, 10, (128, 128)).astype(np.float32)
     recon = original.copy()
@@ -107,6 +108,14 @@ def test_blur_summary_is_valid_json_when_some_numbers_are_undefined(tmp_path):
     assert summary["frc"]["resolution_1_7_px"] is None or summary["frc"]["resolution_1_7_px"] > 0
 
 
+def test_undefined_numbers_become_null_not_bare_nan():
+    from cellvae.cli.blur import finite_json
+
+    summary = {"ratio": float("nan"), "frc": {"curve": [1.0, float("inf")]}, "n": 3, "s": "x"}
+    text = json.dumps(finite_json(summary), allow_nan=False)
+    assert json.loads(text) == {"ratio": None, "frc": {"curve": [1.0, None]}, "n": 3, "s": "x"}
+
+
 # --- embed ----------------------------------------------------------------------------------
 
 
@@ -151,6 +160,8 @@ def test_embed_refuses_labels_that_are_not_cell_ids(tmp_path, capsys, embed_file
 
 
 def test_embed_accepts_float_labels_holding_whole_ids(tmp_path, embed_files):
+    from cellvae.io.provenance import read_provenance
+
     ckpt, image, labels = embed_files
     tifffile.imwrite(tmp_path / "f.tif", labels.astype(np.float32))
     code, out = _embed(tmp_path, ckpt, image, tmp_path / "f.tif")
@@ -205,6 +216,8 @@ def test_embed_one_or_all_time_points_of_a_time_lapse(tmp_path, capsys):
 
 
 def test_sample_tiff_carries_its_axes_and_provenance(tmp_path):
+    from cellvae.io.provenance import read_provenance
+
     ckpt = save_checkpoint(tmp_path / "m.ckpt")
     out = tmp_path / "s.tif"
     assert main(["sample", "--ckpt", str(ckpt), "-n", "3", "-o", str(out)]) == 0
@@ -364,6 +377,8 @@ def test_reconstruct_says_once_that_a_2d_model_runs_plane_by_plane(tmp_path, cap
 
 
 def test_reconstruction_records_its_provenance(tmp_path):
+    from cellvae.io.provenance import read_provenance
+
     rng = np.random.default_rng(0)
     image = write_test_image(
         tmp_path / "i.zarr", rng.integers(0, 255, (32, 32), dtype=np.uint8), "yx"

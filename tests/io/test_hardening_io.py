@@ -16,7 +16,6 @@ from cellvae.cli import main
 from cellvae.errors import CellvaeError
 from cellvae.io.ingest import ingest
 from cellvae.io.omezarr import open_image, write_image
-from cellvae.io.provenance import make_provenance, read_provenance, recording, write_parquet
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,6 +155,8 @@ def test_pyramid_levels_and_translated_images_overlay_level_zero(tmp_path):
 
 def test_provenance_round_trips_through_zarr_parquet_json_and_tiff(tmp_path):
     import pandas as pd
+
+    from cellvae.io.provenance import make_provenance, read_provenance, recording, write_parquet
 
     record = make_provenance("embed", {"input": "img.zarr", "ckpt": "m.ckpt"}, ["cellvae", "x"])
     assert record["inputs"]["input"] == os.path.abspath("img.zarr")
