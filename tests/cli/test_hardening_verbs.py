@@ -391,3 +391,23 @@ def test_reconstruction_records_its_provenance(tmp_path):
     record = read_provenance(out)
     assert record["verb"] == "reconstruct"
     assert record["inputs"] == {"input": str(image), "ckpt": str(ckpt)}
+
+
+def test_reconstruction_keeps_the_channel_names_of_its_input(tmp_path):
+    from cellvae.io.stats import intensity_stats
+
+    data = np.random.default_rng(0).integers(0, 255, (2, 32, 32), dtype=np.uint8)
+    image = write_image(
+        tmp_path / "i.zarr",
+        data,
+        "cyx",
+        stats=intensity_stats(data, "cyx"),
+        channel_names=["DAPI", "GFP"],
+    )
+    ckpt = save_checkpoint(tmp_path / "m.ckpt", in_channels=2)
+    out = tmp_path / "r.zarr"
+    assert (
+        main(["reconstruct", str(image), "--ckpt", str(ckpt), "-o", str(out), "--no-progress"]) == 0
+    )
+    assert open_image(image).channel_names == ["DAPI", "GFP"]
+    assert open_image(out).channel_names == ["DAPI", "GFP"]
