@@ -90,6 +90,16 @@ def help_for(verb: str) -> str:
     return _HELP[verb]
 
 
+def _launch_rank() -> int:
+    """This process's rank as a parallel launcher set it (torchrun, SLURM, Lightning's DDP
+    launcher); 0 for a plain run."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def _as_list(value) -> list:
     return [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
 
@@ -135,9 +145,10 @@ def _cli_class(claims: ExitStack | None = None):
 
             config = dict(self._get(self.config_init, "trainer", default={}))
             root = config.get("default_root_dir") or os.getcwd()
-            if claims is not None:
+            first = _launch_rank() == 0  # other processes of a parallel run share its folder
+            if claims is not None and first:
                 claims.enter_context(claim_folder(root))
-            if config.get("logger") in (None, True):
+            if config.get("logger") in (None, True) and first:
                 kwargs["logger"] = cb.default_loggers(root)
             extra = []
             if config.get("enable_progress_bar") is not False:
