@@ -29,12 +29,16 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
         raise CellvaeError(f"{path}: checkpoint not found")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        # PyTorch's message suggests weights_only=False, which would run code from the file:
-        # never pass that advice on
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err):
+            # PyTorch's message suggests weights_only=False, which would run code from the
+            # file: never pass that advice on
+            raise CellvaeError(
+                f"{path}: not a cellvae checkpoint (it holds Python objects other than "
+                "weights, which are not loaded for safety)"
+            ) from None
         raise CellvaeError(
-            f"{path}: not a cellvae checkpoint (it holds Python objects other than weights, "
-            "which are not loaded for safety)"
+            f"{path}: not a readable checkpoint (not a PyTorch file, or a damaged one)"
         ) from None
     except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as err:
         raise CellvaeError(

@@ -411,3 +411,14 @@ def test_reconstruction_keeps_the_channel_names_of_its_input(tmp_path):
     )
     assert open_image(image).channel_names == ["DAPI", "GFP"]
     assert open_image(out).channel_names == ["DAPI", "GFP"]
+
+
+def test_a_damaged_file_is_not_a_readable_checkpoint_and_gets_no_weights_only_advice(tmp_path):
+    from cellvae.errors import CellvaeError
+    from cellvae.training.checkpoint import check_checkpoint
+
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CellvaeError, match="not a readable checkpoint") as caught:
+        check_checkpoint(bad)
+    assert "weights_only" not in str(caught.value)
