@@ -37,8 +37,10 @@ class BlurMap:
         NaN where the original window has no such power. ``grid = ceil(shape / stride)`` over
         the ``ndim`` analysed (trailing) axes; leading axes are kept as they are.
     original_power, recon_power : ``(*lead, *grid)`` the two powers.
-    original_mean, original_std : ``(*lead, *grid)`` mean and standard deviation of the
-        original's pixels in each window (how much signal it holds, how noisy it is).
+    lost_power : ``(*lead, *grid)`` high-frequency power of the difference original minus
+        reconstruction after weighting each pixel by how much it belongs to the original's
+        foreground: detail lost (or changed) in structure, none for denoised background.
+    foreground : ``(*lead, *grid)`` mean foreground weight of each window's pixels, 0 .. 1.
     window, stride : window edge and step, px; ``cutoff``: fraction of Nyquist.
     shape : shape of the input images.
     """
@@ -51,8 +53,8 @@ class BlurMap:
     cutoff: float
     shape: tuple[int, ...]
     ndim: int
-    original_mean: np.ndarray | None = None
-    original_std: np.ndarray | None = None
+    lost_power: np.ndarray | None = None
+    foreground: np.ndarray | None = None
 
     @property
     def global_ratio(self) -> float:
@@ -73,41 +75,16 @@ class BlurMap:
             out = np.repeat(out, self.stride, axis=axis)
         return out[tuple(slice(0, n) for n in self.shape)]
 
-    def foreground(self) -> np.ndarray:
-        """``(*lead, *grid)`` weight of each window as foreground: 0 background .. 1 signal.
-
-        The windows' mean intensities are split in two by Otsu's threshold; when the two
-        groups' medians differ by more than three times the pixel spread of the dimmer group
-        (a real background, not texture), a window's weight rises linearly from the
-        background median to the foreground median. Otherwise every window counts fully.
-        """
-        from skimage.filters import threshold_otsu
-
-        ones = np.ones(self.ratio.shape)
-        if self.original_mean is None:
-            return ones
-        means = self.original_mean
-        valid = np.isfinite(means)
-        values = means[valid]
-        if values.size < 2 or values.max() == values.min():
-            return ones
-        dim = values <= threshold_otsu(values)
-        low, high = np.median(values[dim]), np.median(values[~dim])
-        spread = np.median(self.original_std[valid][dim])
-        if high - low <= 3 * spread:
-            return ones
-        return np.where(valid, np.clip((means - low) / (high - low), 0, 1), 0.0)
-
     def worst_regions(self, k: int = 5) -> list[dict]:
         """The ``k`` windows that lost the most detail in structure, not overlapping.
 
-        A window's score is the high-frequency power the reconstruction lost there
-        (original minus reconstruction, at least 0) times its :meth:`foreground` weight, so
+        A window's score is its :attr:`lost_power`: the high-frequency power of what the
+        reconstruction changed, counted only where the original has foreground signal, so
         background where a denoising reconstruction removed only camera noise scores 0 and
         the list points at cells and organelles. Positions are pixels of the input.
         """
-        weight = self.foreground()
-        lost = np.clip(self.original_power - self.recon_power, 0, None) * weight
+        lost = self.lost_power if self.lost_power is not None else self.original_power
+        weight = self.foreground if self.foreground is not None else np.ones(lost.shape)
         score = np.where(np.isfinite(self.ratio) & np.isfinite(lost), lost, 0.0)
         eligible = np.flatnonzero(score > 0)
         order = eligible[np.argsort(-score.flat[eligible], kind="stable")]
@@ -137,8 +114,7 @@ class BlurMap:
                     + np.minimum(start + self.window, sizes).tolist(),
                     "hf_ratio": float(self.ratio.flat[flat]),
                     "original_hf_power": float(self.original_power.flat[flat]),
-                    "hf_power_lost": float(self.original_power.flat[flat])
-                    - float(self.recon_power.flat[flat]),
+                    "hf_power_lost": float(lost.flat[flat]),
                     "foreground": float(weight.flat[flat]),
                 }
             )
@@ -195,8 +171,8 @@ def blur_map(
     grid = tuple(-(-n // stride) for n in sizes)
     before = (window - stride) // 2
     per_axis = max(1, int((_BLOCK_VALUES / window**ndim) ** (1 / ndim)))
-    powers = np.full((2, *lead_shape, *grid), np.nan)
-    moments = np.full((2, *lead_shape, *grid), np.nan)
+    levels = foreground_levels(original)
+    powers = np.full((4, *lead_shape, *grid), np.nan)
     for lead in np.ndindex(*lead_shape):
         starts = [range(0, g, per_axis) for g in grid]
         for corner in itertools.product(*starts):
@@ -207,18 +183,62 @@ def blur_map(
                 )
                 for b, n in zip(block, sizes)
             ]
-            for i, image in enumerate((original, recon)):
-                region = _read(image, lead, ranges)
+            orig, rec = (_read(image, lead, ranges) for image in (original, recon))
+            weight = _pixel_weight(orig, levels)
+            for i, region in enumerate((orig, rec, (orig - rec) * weight)):
                 windows = sliding_window_view(region, (window,) * ndim)
                 windows = windows[(slice(None, None, stride),) * ndim]
                 powers[(i, *lead, *block)] = batched_high_frequency_power(
                     windows, ndim, cutoff, window_fn
                 )
-                if i == 0:
-                    pixels = windows.reshape(*windows.shape[:ndim], -1)
-                    moments[(0, *lead, *block)] = pixels.mean(-1)
-                    moments[(1, *lead, *block)] = pixels.std(-1)
-    orig_power, recon_power = powers
+            windows = sliding_window_view(weight, (window,) * ndim)
+            windows = windows[(slice(None, None, stride),) * ndim]
+            powers[(3, *lead, *block)] = windows.reshape(*windows.shape[:ndim], -1).mean(-1)
+    orig_power, recon_power, lost_power, foreground = powers
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(orig_power > 0, recon_power / orig_power, np.nan)
-    return BlurMap(ratio, orig_power, recon_power, window, stride, cutoff, shape, ndim, *moments)
+    return BlurMap(
+        ratio, orig_power, recon_power, window, stride, cutoff, shape, ndim, lost_power, foreground
+    )
+
+
+#: values of the original sampled to find its background and foreground levels
+_LEVEL_SAMPLE = 2**22
+#: the two levels must differ by this many background standard deviations to count
+_SEPARATION = 4.0
+#: smoothing (px) of the original before its pixels are weighted, so noise does not flicker
+_WEIGHT_SIGMA = 2.0
+
+
+def foreground_levels(original) -> tuple[float, float] | None:
+    """``(background, foreground)`` intensity levels of ``original``, or None without a
+    distinct background (texture everywhere: then every pixel counts as foreground).
+
+    A strided sample (at most ~4 million values) is split by Otsu's threshold; the levels are
+    the medians of the two parts, kept when they differ by more than four standard deviations
+    of the dimmer part (its noise).
+    """
+    from skimage.filters import threshold_otsu
+
+    shape = tuple(int(s) for s in original.shape)
+    step = max(1, int(np.ceil((np.prod(shape) / _LEVEL_SAMPLE) ** (1 / len(shape)))))
+    sample = np.asarray(original[tuple(slice(None, None, step) for _ in shape)], np.float64)
+    sample = sample[np.isfinite(sample)]
+    if sample.size < 2 or sample.min() == sample.max():
+        return None
+    dim = sample <= threshold_otsu(sample)
+    low, high = float(np.median(sample[dim])), float(np.median(sample[~dim]))
+    if high - low <= _SEPARATION * float(np.std(sample[dim])):
+        return None
+    return low, high
+
+
+def _pixel_weight(region: np.ndarray, levels: tuple[float, float] | None) -> np.ndarray:
+    """Per-pixel foreground weight of an original region: 0 at the background level rising
+    linearly to 1 at the foreground level (after light smoothing); all ones without levels."""
+    if levels is None:
+        return np.ones_like(region)
+    from scipy.ndimage import gaussian_filter
+
+    low, high = levels
+    return np.clip((gaussian_filter(region, _WEIGHT_SIGMA) - low) / (high - low), 0.0, 1.0)
