@@ -78,14 +78,17 @@ class BlurMap:
     def worst_regions(self, k: int = 5) -> list[dict]:
         """The ``k`` windows that lost the most detail in structure, not overlapping.
 
-        A window's score is its :attr:`lost_power`: the high-frequency power of what the
-        reconstruction changed, counted only where the original has foreground signal, so
-        background where a denoising reconstruction removed only camera noise scores 0 and
-        the list points at cells and organelles. Positions are pixels of the input.
+        A window's score is the share of its high-frequency power that the reconstruction
+        lost in structure: :attr:`lost_power` (what changed, counted only where the original
+        has foreground signal) over the original's power. Background where a denoising
+        reconstruction removed only camera noise scores 0, so the list points at cells and
+        organelles. Positions are pixels of the input.
         """
         lost = self.lost_power if self.lost_power is not None else self.original_power
         weight = self.foreground if self.foreground is not None else np.ones(lost.shape)
-        score = np.where(np.isfinite(self.ratio) & np.isfinite(lost), lost, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = lost / self.original_power
+        score = np.where(np.isfinite(self.ratio) & np.isfinite(share), share, 0.0)
         eligible = np.flatnonzero(score > 0)
         order = eligible[np.argsort(-score.flat[eligible], kind="stable")]
         lead = len(self.shape) - self.ndim

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from cellvae.metrics.blurmap import blur_map
@@ -23,41 +24,45 @@ def test_map_pixel_centres_are_the_window_centres():
 
 
 def _cells_on_noisy_background(rng):
-    """Background 100 with strong camera noise; four textured bright cells at 1000."""
-    image = 100 + rng.normal(0, 20, (128, 128))
-    texture = ndimage.gaussian_filter(rng.normal(0, 1, (128, 128)), 0.8) * 400
+    """Background 100 with strong camera noise (std 100); four textured cells at 1000."""
+    image = 100 + rng.normal(0, 100, (128, 128))
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, (128, 128)), 0.8) * 200
     cells = np.zeros((128, 128), bool)
+    yy, xx = np.ogrid[:128, :128]
     for y, x in ((32, 32), (32, 96), (96, 32), (96, 96)):
-        yy, xx = np.ogrid[:128, :128]
-        cells |= (yy - y) ** 2 + (xx - x) ** 2 < 14**2
+        cells |= (yy - y) ** 2 + (xx - x) ** 2 < 16**2
     image[cells] = 1000 + texture[cells]
     return image, cells
 
 
-def test_worst_regions_are_lost_structure_not_denoised_background():
-    """A denoising reconstruction removes all background noise (ratio 0 there) and blurs one
-    cell: the worst regions must be in that cell, not in the background."""
-    rng = np.random.default_rng(1)
-    image, cells = _cells_on_noisy_background(rng)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_worst_regions_are_lost_structure_not_denoised_background(seed):
+    """A denoising reconstruction removes all background noise (ratio 0 there, and more
+    high-frequency power lost than anywhere else) and blurs the inside of one cell: the
+    worst regions must lie on that cell, never on background."""
+    image, cells = _cells_on_noisy_background(np.random.default_rng(seed))
     recon = np.where(cells, image, 100.0)
-    blurred = ndimage.gaussian_filter(image, 2.0)
-    cell = np.zeros_like(cells)
-    cell[:64, 64:] = cells[:64, 64:]
-    recon[cell] = blurred[cell]
+    inside = np.zeros_like(cells)
+    inside[:64, 64:] = ndimage.binary_erosion(cells, iterations=4)[:64, 64:]
+    recon[inside] = ndimage.gaussian_filter(image, 2.0)[inside]
 
-    worst = blur_map(image, recon, window=16, stride=8).worst_regions(3)
+    bmap = blur_map(image, recon, window=16, stride=8)
+    worst = bmap.worst_regions(3)
 
-    assert len(worst) == 3
-    for region in worst:
-        y0, x0 = region["start"]
-        y1, x1 = region["stop"]
-        assert cell[y0:y1, x0:x1].mean() > 0.3, region  # inside the blurred cell
-        assert region["foreground"] > 0.3
+    def share(mask, region):
+        (y0, x0), (y1, x1) = region["start"], region["stop"]
+        return mask[y0:y1, x0:x1].mean()
+
+    assert share(inside, worst[0]) > 0.3, worst[0]
+    assert all(share(cells, r) > 0.1 and r["foreground"] > 0.1 for r in worst), worst
+    lowest = np.unravel_index(np.nanargmin(bmap.ratio), bmap.ratio.shape)  # what ranked first
+    start = np.maximum(np.array(lowest) * 8 - 4, 0)
+    assert cells[start[0] : start[0] + 16, start[1] : start[1] + 16].mean() == 0  # background
 
 
-def test_texture_everywhere_counts_every_window():
-    """No distinct background (texture over the whole image): all windows weigh 1."""
+def test_texture_everywhere_counts_every_pixel():
+    """No distinct background (texture over the whole image): every pixel weighs 1."""
     rng = np.random.default_rng(2)
     image = ndimage.gaussian_filter(rng.normal(size=(64, 64)), 0.7) * 1000 + 2000
     bmap = blur_map(image, image, window=16, stride=8)
-    assert np.all(bmap.foreground() == 1.0)
+    assert np.all(bmap.foreground == 1.0)
