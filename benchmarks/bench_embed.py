@@ -2,10 +2,12 @@
 
 A generated population (:func:`cellvae.data.synthetic.cell_population`: tubular, fragmented and
 networked mitochondria, one cell per 32×32 crop at a random position, three noise levels) is
-split into a training and a test population drawn with different seeds. Each VAE trains on the
-training crops only (no labels), then embeds every cell with ``vae.embed`` (posterior means);
-the baseline is PCA of the raw crops, fitted on the training crops, with as many components as
-the global latent has numbers. Scores, on the test cells:
+split into a training and a test population drawn with different seeds. ``--jitter J`` keeps
+each cell within ±J px of its crop's centre, as ``cellvae embed`` crops cells at their
+centroid; without it cells sit anywhere in the crop (a test of position robustness). Each
+VAE trains on the training crops only (no labels), then embeds every cell with ``vae.embed``
+(posterior means); the baseline is PCA of the raw crops, fitted on the training crops, with as
+many components as the global latent has numbers. Scores, on the test cells:
 
 - k-NN accuracy (k = 5, Euclidean) of a classifier fitted on the training cells' embeddings,
   overall and per noise level (chance = 1/3);
@@ -15,7 +17,10 @@ the global latent has numbers. Scores, on the test cells:
 Models: the hierarchical VAE with a global latent (the presets' choice), the same without one
 (its embedding is the flattened top spatial group), and the flat VAE.
 
-Run: ``python benchmarks/bench_embed.py [--steps 1500] [--threads 1] [--json OUT]``
+For each VAE it also reports how many embedding dimensions are active (variance of the
+posterior mean over test cells > 0.01) and the embedding's mean KL per cell (nats).
+
+Run: ``python benchmarks/bench_embed.py [--steps 800] [--jitter 2] [--threads 1] [--json OUT]``
 """
 
 from __future__ import annotations
@@ -48,10 +53,17 @@ def crops_to_input(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed(vae, x: torch.Tensor, batch: int = 256) -> np.ndarray:
-    """Posterior means ``(N, D)`` of ``vae.embed``."""
+def embed(vae, x: torch.Tensor, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances ``(N, D)`` of ``vae.embed``."""
     vae.eval()
-    return np.concatenate([vae.embed(x[i : i + batch])[0].numpy() for i in range(0, len(x), batch)])
+    parts = [vae.embed(x[i : i + batch]) for i in range(0, len(x), batch)]
+    return tuple(np.concatenate([p[k].numpy() for p in parts]) for k in (0, 1))
+
+
+def usage(mean: np.ndarray, logvar: np.ndarray) -> dict[str, float]:
+    """Active dimensions (variance of the mean > 0.01) and mean KL to N(0, I) per cell, nats."""
+    kl = 0.5 * (mean**2 + np.exp(logvar) - 1.0 - logvar)
+    return {"active_dims": int((mean.var(0) > 0.01).sum()), "kl_nats": float(kl.sum(1).mean())}
 
 
 def scores(train_codes, train_y, test_codes, test_y, test_photons) -> dict[str, float]:
@@ -72,7 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-per-class", type=int, default=300)
     parser.add_argument("--test-per-class", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=1500, help="training updates per VAE")
+    parser.add_argument("--steps", type=int, default=800, help="training updates per VAE")
+    parser.add_argument("--jitter", type=int, default=None, help="max cell offset from centre")
     parser.add_argument("--global-dim", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -80,8 +93,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    train_pop = cell_population(args.train_per_class, SIZE, seed=0)
-    test_pop = cell_population(args.test_per_class, SIZE, seed=1)
+    train_pop = cell_population(args.train_per_class, SIZE, seed=0, jitter=args.jitter)
+    test_pop = cell_population(args.test_per_class, SIZE, seed=1, jitter=args.jitter)
     x_train, x_test = crops_to_input(train_pop.images), crops_to_input(test_pop.images)
     labels = (train_pop.classes, test_pop.classes, test_pop.photons)
 
@@ -108,8 +121,9 @@ def main() -> None:
         start = time.process_time()
         train(vae, x_train, args.steps, warmup=args.steps // 4)
         cpu = time.process_time() - start
-        result = scores(embed(vae, x_train), labels[0], embed(vae, x_test), *labels[1:])
-        result["train_cpu_s"] = round(cpu, 1)
+        test_mean, test_logvar = embed(vae, x_test)
+        result = scores(embed(vae, x_train)[0], labels[0], test_mean, *labels[1:])
+        result |= usage(test_mean, test_logvar) | {"train_cpu_s": round(cpu, 1)}
         results[name] = result
         print(name, result, flush=True)
     settings = vars(args) | {"classes": train_pop.class_names, "photons": [30, 100, 1000]}

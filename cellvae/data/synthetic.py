@@ -286,6 +286,7 @@ def cell_population(
     seed: int = 0,
     background: float = 5.0,
     psf_sigma: float = 1.0,
+    jitter: int | None = None,
 ) -> CellPopulation:
     """Crops of cells whose mitochondria are tubular, fragmented or networked, across noise levels.
 
@@ -295,6 +296,8 @@ def cell_population(
     noise at one of the ``photons`` levels (cycled) and quantised to 8 bits with the gain that
     puts every level's peak at the same grey value (only the noise differs between levels).
     The class is what an embedding should recover; position and noise are nuisances.
+    ``jitter`` limits the offset to ``±jitter`` px around the crop centre (as ``cellvae embed``
+    crops cells at their centroid); ``None`` places cells anywhere in the crop.
     """
     check_range("n_per_class", n_per_class, low=1)
     check_range("cell_size", cell_size, low=8, high=size)
@@ -315,7 +318,9 @@ def cell_population(
         inside = (u**2 + v**2) <= (cell_size / 2) ** 2
         cell = np.where(inside, np.maximum(obj, 0.15), 0.0)
         crop = np.zeros((size, size), dtype=np.float32)
-        oy, ox = rng.integers(0, size - cell_size + 1, size=2)
+        free = size - cell_size
+        lo, hi = (0, free) if jitter is None else (max(free // 2 - jitter, 0), free // 2 + jitter)
+        oy, ox = rng.integers(lo, min(hi, free) + 1, size=2)
         crop[oy : oy + cell_size, ox : ox + cell_size] = cell
         blurred = ndimage.gaussian_filter(crop, psf_sigma, mode="constant")
         level = float(photons[(i // len(names)) % len(photons)])

@@ -125,7 +125,7 @@ def test_prior_samples_and_prototype_with_a_global_latent() -> None:
     assert not torch.allclose(samples[0], samples[1])
 
 
-def test_global_latent_reaches_every_scale_and_the_output() -> None:
+def test_global_latent_conditions_every_spatial_group_and_the_output() -> None:
     torch.manual_seed(0)
     model = _model()
     _perturb(model)
