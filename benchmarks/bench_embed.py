@@ -20,7 +20,7 @@ Models: the hierarchical VAE with a global latent (the presets' choice), the sam
 For each VAE it also reports how many embedding dimensions are active (variance of the
 posterior mean over test cells > 0.01) and the embedding's mean KL per cell (nats).
 
-Run: ``python benchmarks/bench_embed.py [--steps 800] [--jitter 2] [--threads 1] [--json OUT]``
+Run: ``python benchmarks/bench_embed.py [--steps 2000] [--jitter 2] [--threads 1] [--json OUT]``
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-per-class", type=int, default=300)
     parser.add_argument("--test-per-class", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=800, help="training updates per VAE")
+    parser.add_argument("--steps", type=int, default=2000, help="training updates per VAE")
     parser.add_argument("--jitter", type=int, default=None, help="max cell offset from centre")
     parser.add_argument("--global-dim", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
