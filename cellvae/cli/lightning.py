@@ -3,8 +3,8 @@
 The ``model:`` section of a config is :class:`cellvae.training.module.VAEModule`'s constructor,
 ``data:`` is :class:`cellvae.data.datamodule.CellDataModule`'s and ``trainer:`` Lightning's
 ``Trainer``. The data's ``ndim`` and ``patch_size`` are copied to the model when the config is
-parsed; its ``in_channels`` and ``bits`` (read from the stored image) when it is built. The
-resolved config is saved as ``config.yaml`` in the run's log directory, beside
+parsed; its ``in_channels``, ``bits`` and ``voxel_size`` (read from the stored image) when it
+is built. The resolved config is saved as ``config.yaml`` in the run's log directory, beside
 ``checkpoints/`` (which always gets ``last.ckpt`` when training stops, and is printed);
 ``--ckpt_path`` resumes a run exactly.
 
@@ -115,6 +115,7 @@ def _cli_class(claims: ExitStack | None = None):
             parser.link_arguments("data.patch_size", "model.patch_size")
             parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
             parser.link_arguments("data.bits", "model.bits", apply_on="instantiate")
+            parser.link_arguments("data.voxel_size", "model.voxel_size", apply_on="instantiate")
 
         def _add_subcommands(self, parser, **kwargs) -> None:
             """Usage lines that read ``cellvae VERB ...`` and headings that fit every verb."""

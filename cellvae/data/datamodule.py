@@ -222,6 +222,17 @@ class CellDataModule(L.LightningDataModule):
         return self.train_set.in_channels
 
     @property
+    def voxel_size(self) -> list[float]:
+        """Voxel size along the patch axes of the first image (storage order, its units).
+
+        Linked to the model's ``voxel_size``, from which ``downsample: auto`` chooses per-axis
+        factors (Y and X only until the voxels are near isotropic).
+        """
+        image = open_volume(self.paths[0], level=self._common["level"], axes=self._common["axes"])
+        names = [a for a in image.axes if a in "zyx"][-self.ndim :]
+        return [float(image.voxel_size.get(a, 1.0)) for a in names]
+
+    @property
     def bits(self) -> int:
         """Bit depth of the level grid (from ``bits`` or the stored statistics)."""
         return self.train_set.resolved_bits

@@ -65,10 +65,11 @@ def default_overlap(tile: tuple[int, ...]) -> tuple[int, ...]:
 
 def check_tile(vae, tile: tuple[int, ...], overlap: tuple[int, ...]) -> None:
     """Refuse tiles the model cannot take and overlaps that do not fit in a tile."""
-    down = int(vae.downsampling)
+    sides = _sides(vae.downsampling, vae.ndim)
+    down = sides[0] if len(set(sides)) == 1 else list(sides)
     if len(tile) != vae.ndim or len(overlap) != vae.ndim:
         raise CellvaeError(f"--tile/--overlap: give 1 or {vae.ndim} values for a {vae.ndim}D model")
-    if any(t < down or t % down for t in tile):
+    if any(t < d or t % d for t, d in zip(tile, sides)):
         raise CellvaeError(
             f"--tile: {list(tile)} must be multiples of the model's downsampling {down} "
             f"(at least {down})"

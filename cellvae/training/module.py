@@ -44,6 +44,16 @@ MODEL_KEYS = (
     "sigma",
 )
 
+#: model hyper-parameters added later, with the value that rebuilds a checkpoint saved before
+#: they existed (the old architecture); the presets opt in to the new ones.
+LATER_MODEL_KEYS = {
+    "groups_per_scale": 1,
+    "global_dim": 0,
+    "downsample": "auto",
+    "voxel_size": None,
+    "finest_latent": "full",
+}
+
 
 def patch_shape(patch_size: int | Sequence[int], ndim: int) -> tuple[int, ...]:
     """A side length or per-axis sides -> a tuple of ``ndim`` sides (Z, Y, X order)."""
@@ -71,6 +81,11 @@ def validate_model_config(hparams: Mapping[str, Any]) -> None:
     shape = patch_shape(hparams["patch_size"], hparams["ndim"])
     if min(shape) < 1:
         raise ConfigError(f"model.patch_size: {list(shape)} must be positive")
+    groups = hparams.get("groups_per_scale", 1)
+    for g in [groups] if isinstance(groups, int) else groups:
+        check_range("model.groups_per_scale", g, 1)
+    check_range("model.global_dim", hparams.get("global_dim", 0), 0)
+    check_choice("model.finest_latent", hparams.get("finest_latent", "full"), ("full", "half"))
 
 
 def build_vae(hparams: Mapping[str, Any]) -> nn.Module:
@@ -79,16 +94,19 @@ def build_vae(hparams: Mapping[str, Any]) -> nn.Module:
 
     validate_model_config(hparams)
     kwargs = {key: hparams[key] for key in MODEL_KEYS}
+    kwargs |= {key: hparams.get(key, default) for key, default in LATER_MODEL_KEYS.items()}
     kwargs["patch_size"] = patch_shape(hparams["patch_size"], hparams["ndim"])
     try:
         vae = build_model(**kwargs)
     except ConfigError as err:
         raise ConfigError(f"model.{err}") from None
-    ds = int(vae.downsampling)
-    if any(side % ds for side in kwargs["patch_size"]):
+    ds = vae.downsampling
+    ds = (ds,) * len(kwargs["patch_size"]) if isinstance(ds, int) else tuple(ds)
+    if any(side % d for side, d in zip(kwargs["patch_size"], ds)):
+        shown = ds[0] if len(set(ds)) == 1 else list(ds)
         raise ConfigError(
             f"model.patch_size: {list(kwargs['patch_size'])} is not divisible by the total "
-            f"downsampling {ds} of the model; allowed: multiples of {ds}"
+            f"downsampling {shown} of the model; allowed: multiples of {shown}"
         )
     return vae
 
@@ -122,6 +140,14 @@ class VAEModule(L.LightningModule):
     latent_dim, widths, latent_channels, blocks_per_scale
         Network size: vector latent size (flat), channels per scale, latent channels per
         scale (hierarchical), residual blocks per scale; see :func:`cellvae.models.build_model`.
+    groups_per_scale, global_dim, finest_latent
+        Hierarchical model: latent groups per scale, size of the global vector latent (0 =
+        none; ``cellvae embed`` then gives the top spatial group) and resolution of the finest
+        latent group (``full`` or ``half``).
+    downsample, voxel_size
+        Per-level, per-axis downsampling factors, or ``"auto"``: Y/X only until the voxels
+        are near isotropic, from ``voxel_size`` (linked from the data in the CLI; ``None`` =
+        isotropic). The resolved factors are what the checkpoint stores.
     n_mixtures : int
         Mixture components of ``dmol``.
     sigma_mode, sigma : str, float
@@ -186,6 +212,11 @@ class VAEModule(L.LightningModule):
         iwae_batches: int | None = None,
         active_threshold: float = 0.01,
         grid_images: int = 8,
+        groups_per_scale: int | Sequence[int] = 1,
+        global_dim: int = 0,
+        downsample: str | list[int | list[int]] = "auto",
+        voxel_size: list[float] | None = None,
+        finest_latent: str = "full",
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
@@ -203,6 +234,7 @@ class VAEModule(L.LightningModule):
             check_range("model.ema_decay", ema_decay, 0.0, 1.0)
         self.automatic_optimization = False
         self.model = build_vae(self.hparams)
+        self.hparams.downsample = [list(level) for level in self.model.factors]
         self.patch_shape = patch_shape(patch_size, ndim)
         self.ema: AveragedModel | None = None
         if ema_decay is not None:
