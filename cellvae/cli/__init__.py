@@ -36,6 +36,7 @@ VERBS: dict[str, str] = {
     "sample": "sample",
     "report": "report",
     "experiment": "experiment",
+    "view": "view",
 }
 LIGHTNING_VERBS = ("fit", "validate", "test")
 
