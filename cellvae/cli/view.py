@@ -31,7 +31,7 @@ def open_viewer(results: str | None, show: bool = True):
     import napari
 
     from cellvae.errors import CellvaeError
-    from cellvae.napari.reader import read_results_folder
+    from cellvae.napari.reader import open_results
     from cellvae.napari.results import find_results
 
     if results is not None and not find_results(results):
@@ -41,9 +41,7 @@ def open_viewer(results: str | None, show: bool = True):
         )
     viewer = napari.Viewer(title="cellvae", show=show)
     if results is not None:
-        for data, kwargs, kind in read_results_folder(results):
-            if data is not None:
-                getattr(viewer, f"add_{kind}")(data, **kwargs)
+        open_results(viewer, results)
     widgets = []
     for target, title in WIDGETS:
         module, name = target.split(":")

@@ -77,7 +77,7 @@ class BlurInspector(QWidget):
         names = [
             layer.name
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and not layer.name.startswith("blur map")
+            if isinstance(layer, Image) and layer.name not in ("blur map", "selected cells")
         ]
         for box, prefix, fallback in (
             (self.original_box, "original", 0),

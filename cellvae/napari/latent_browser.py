@@ -65,6 +65,7 @@ class LatentBrowser(QWidget):
         self.xy = np.zeros((0, 2))
         self.mask = np.zeros(0, bool)
         self.highlight_layer = None
+        self._label_top = 0
         self.scatter = ScatterCanvas(self._on_plot_select)
 
         self.layer_box, self.x_box, self.y_box, self.colour_box = (QComboBox() for _ in range(4))
@@ -147,6 +148,7 @@ class LatentBrowser(QWidget):
             self.layer.mouse_drag_callbacks.remove(self._on_viewer_click)
         self.layer, self.table = layer, table.reset_index(drop=True)
         self.ids = self.table["index"].to_numpy(np.int64)
+        self._label_top = int(data.max()) if isinstance(data, np.ndarray) and data.size else 0
         layer.mouse_drag_callbacks.append(self._on_viewer_click)
         numeric = [
             c for c in self.table.columns if c != "index" and self.table[c].dtype.kind in "fiu"
@@ -232,20 +234,22 @@ class LatentBrowser(QWidget):
         """Paint the selected cells into the "selected cells" labels layer."""
         if self.layer is None:
             return
-        from napari.utils.colormaps import DirectLabelColormap
+        from napari.utils.colormaps import Colormap
 
         data = self.layer.data[0] if self.layer.multiscale else self.layer.data
-        painted = highlight(data, selection_lut(self.ids, self.mask))
+        painted = highlight(data, selection_lut(self.ids, self.mask, self._label_top + 1))
         if self.highlight_layer is None or self.highlight_layer not in self.viewer.layers:
-            colours = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 1: SELECTED_RGBA})
-            self.highlight_layer = self.viewer.add_labels(
+            colours = Colormap([(0, 0, 0, 0), SELECTED_RGBA], name="cellvae selection")
+            self.highlight_layer = self.viewer.add_image(
                 painted,
                 name="selected cells",
                 scale=self.layer.scale,
                 translate=self.layer.translate,
                 colormap=colours,
+                contrast_limits=(0, 1),
                 opacity=0.9,
                 blending="translucent",
+                interpolation2d="nearest",
             )
             self.viewer.layers.selection.active = self.layer
         else:
@@ -262,7 +266,11 @@ class LatentBrowser(QWidget):
     def _image_layers(self):
         from napari.layers import Image
 
-        images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+        images = [
+            layer
+            for layer in self.viewer.layers
+            if isinstance(layer, Image) and layer is not self.highlight_layer
+        ]
         original = next((i for i in images if i.name.startswith("original")), None)
         recon = next((i for i in images if i.name.startswith("reconstruction")), None)
         if original is None and images:

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 from cellvae.errors import CellvaeError
 from cellvae.napari.explore import Explorer, codes_of
 from cellvae.napari.messages import show_problem, user_errors
+from cellvae.napari.results import montage
 
 #: slider range in latent standard deviations (the prior is N(0, 1)).
 SLIDER_SD = 3.0
@@ -125,16 +126,31 @@ class LatentExplorer(QWidget):
 
         return next((la for la in self.viewer.layers if isinstance(la, Image)), None)
 
-    def _show(self, data: np.ndarray, name: str) -> None:
+    def _show(self, data: np.ndarray, name: str, row: int) -> None:
+        """Show ``data`` as layer ``name`` in ``row`` of a column right of the image."""
         if name in self.viewer.layers:
             self.viewer.layers[name].data = data
             return
-        self.viewer.add_image(data, name=name, colormap="gray")
+        anchor = self._cells_layer() or self._any_image()
+        scale = list(anchor.scale[-2:]) if anchor is not None else [1.0, 1.0]
+        right = anchor.extent.world[1][-1] if anchor is not None else 0.0
+        top = anchor.extent.world[0][-2] if anchor is not None else 0.0
+        patch = np.asarray(self._model().patch[-2:], float) * scale
+        translate = [top + row * 1.25 * patch[0], right + 0.25 * patch[1]]
+        lead = data.ndim - 2
+        self.viewer.add_image(
+            data,
+            name=name,
+            colormap="gray",
+            scale=[1.0] * lead + scale,
+            translate=[0.0] * lead + translate,
+        )
+        self.viewer.reset_view()  # the new layer sits right of the image: bring it in view
 
     def prototype(self) -> None:
         """Decode z = 0 into the layer "prototype (z = 0)"."""
         with user_errors():
-            self._show(self._model().prototype(), "prototype (z = 0)")
+            self._show(self._model().prototype(), "prototype (z = 0)", row=0)
 
     def use_selection(self) -> None:
         """Fill cells A and B with the first two cells selected in the latent browser."""
@@ -154,14 +170,15 @@ class LatentExplorer(QWidget):
                 raise CellvaeError("no labels layer with a cells table: open a results folder")
             a, b = codes_of(layer.features, [self.cell_a.value(), self.cell_b.value()])
             stack = self._model().interpolate(a, b, self.steps.value())
-            self._show(stack, f"interpolation {self.cell_a.value()} -> {self.cell_b.value()}")
+            name = f"interpolation {self.cell_a.value()} -> {self.cell_b.value()}"
+            self._show(montage(stack, cols=len(stack)), name, row=2)
 
     def set_traversal(self, dim: int, value: float) -> None:
         """Decode z = 0 with latent ``dim`` at ``value`` x 3 sd into "latent traversal"."""
         with user_errors():
             model = self._model()
             image = model.traverse(np.zeros(model.latent_dim), dim, [value * SLIDER_SD])[0]
-            self._show(image, "latent traversal")
+            self._show(image, "latent traversal", row=1)
             self.viewer.layers["latent traversal"].metadata["traversal"] = (dim, value * SLIDER_SD)
 
 

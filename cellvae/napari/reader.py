@@ -34,3 +34,12 @@ def read_results_folder(path: str | list[str]) -> list[LayerData]:
         for problem in problems:
             show_problem(problem)
     return layers or [(None,)]
+
+
+def open_results(viewer, path: str) -> list:
+    """Add the layers of the results under ``path`` to ``viewer``; return the new layers."""
+    added = []
+    for data, kwargs, kind in read_results_folder(path):
+        if data is not None:
+            added.append(getattr(viewer, f"add_{kind}")(data, **kwargs))
+    return added

@@ -336,13 +336,14 @@ def check_table_labels(table, labels) -> str | None:
     return None
 
 
-def montage(stack: np.ndarray, gap: int = 2) -> np.ndarray:
+def montage(stack: np.ndarray, gap: int = 2, cols: int | None = None) -> np.ndarray:
     """A stack ``(N, *S)`` of samples as one image: a grid over the last two axes of ``S``.
 
     Samples are not in the image's coordinates; as a montage they add no slider to the viewer.
+    ``cols`` defaults to a square grid; ``cols=N`` gives one row (a strip). Gaps are NaN.
     """
     n = stack.shape[0]
-    cols = int(np.ceil(np.sqrt(n)))
+    cols = int(np.ceil(np.sqrt(n))) if cols is None else cols
     rows = -(-n // cols)
     *lead, h, w = stack.shape[1:]
     out = np.full((*lead, rows * (h + gap), cols * (w + gap)), np.nan, np.float32)

@@ -106,10 +106,14 @@ def log_density(counts: np.ndarray) -> np.ndarray:
     return image / top if top > 0 else image
 
 
-def selection_lut(label_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Lookup table ``lut[label] -> 1`` for the selected rows' label ids, else 0 (uint8)."""
+def selection_lut(label_ids: np.ndarray, mask: np.ndarray, size: int = 0) -> np.ndarray:
+    """Lookup table ``lut[label] -> 1`` for the selected rows' label ids, else 0 (uint8).
+
+    ``size`` (e.g. the label image's maximum + 1) lengthens the table so that every label of
+    the image indexes it directly.
+    """
     top = int(label_ids.max()) if len(label_ids) else 0
-    lut = np.zeros(top + 1, np.uint8)
+    lut = np.zeros(max(top + 1, size), np.uint8)
     lut[label_ids[mask]] = 1
     return lut
 
@@ -117,6 +121,8 @@ def selection_lut(label_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def apply_lut(labels: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """``lut[labels]`` with ids beyond the table mapped to 0: the highlight of a label block."""
     labels = np.asarray(labels)
+    if labels.size and labels.max() < len(lut) and labels.min() >= 0:
+        return lut[labels]
     inside = labels < len(lut)
     return np.where(inside, lut[np.where(inside, labels, 0)], 0).astype(np.uint8)
 

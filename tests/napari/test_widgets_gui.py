@@ -36,23 +36,14 @@ def _save(array: np.ndarray, name: str) -> Path:
     return path
 
 
-def _register_plugin() -> None:
-    """Register the manifest by file: the shared test venv does not have our entry point."""
-    from npe2 import PluginManager, PluginManifest
-
-    pm = PluginManager.instance()
-    if "cellvae" not in pm:
-        manifest = Path(__file__).resolve().parents[2] / "cellvae" / "napari" / "napari.yaml"
-        pm.register(PluginManifest.from_file(manifest))
-
-
 @pytest.fixture
 def loaded(make_napari_viewer, results_dir):
-    """A shown viewer with the results folder opened through the plugin's reader."""
-    _register_plugin()
+    """A shown viewer with the results folder opened as ``cellvae view`` opens it."""
+    from cellvae.napari.reader import open_results
+
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1440, 820)
-    viewer.open(str(results_dir.parent.parent), plugin="cellvae")
+    open_results(viewer, str(results_dir.parent.parent))
     return viewer
 
 
@@ -118,11 +109,11 @@ def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot):
     np.testing.assert_allclose(overlay.scale, [4.0, 4.0])
     np.testing.assert_allclose(overlay.translate, [1.75, 1.75])
     assert widget.regions.count() == 5
+    _save(_shot(loaded, qtbot), "blur_inspector.png")
     widget.regions.setCurrentRow(0)
     centre = np.asarray(widget.report.worst[0]["centre"]) - 0.5
     np.testing.assert_allclose(loaded.camera.center[-2:], centre * 0.5)
     assert "global HF power ratio" in widget.summary.text()
-    _save(_shot(loaded, qtbot), "blur_inspector.png")
 
 
 def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path):
@@ -141,8 +132,9 @@ def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path)
     widget.use_selection()
     assert (widget.cell_a.value(), widget.cell_b.value()) == (2, 5)
     widget.interpolate()
-    stack = loaded.layers["interpolation 2 -> 5"].data
-    assert stack.shape == (7, 16, 16)
+    strip = loaded.layers["interpolation 2 -> 5"].data
+    assert strip.shape == (18, 7 * 18)  # seven 16 px decodings in a row, 2 px gaps
+    stack = np.stack([strip[:16, i * 18 : i * 18 + 16] for i in range(7)])
     from cellvae.io.omezarr import open_image
 
     stats = open_image(loaded.layers[0].metadata["path"]).stats  # decoded in raw units
@@ -156,6 +148,8 @@ def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path)
     assert layer.metadata["traversal"] == (1, 1.5)
     expected = model.traverse(np.zeros(model.latent_dim), 1, [1.5])[0]
     np.testing.assert_allclose(layer.data, expected, rtol=1e-5)
+    qtbot.wait(300)
+    loaded.reset_view()  # fit again now that the dock has taken its share of the window
     _save(_shot(loaded, qtbot), "latent_explorer.png")
     # a 3D checkpoint on this 2D image: one clear notification, no new layer
     widget.ckpt.setText(str(save_checkpoint(tmp_path / "3d.ckpt", ndim=3)))
