@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_viewer(results: str | None, show: bool = True):
-    """A napari viewer with ``results`` loaded and the three widgets docked (tabbed)."""
+def open_viewer(results: str | None, viewer=None):
+    """``viewer`` (default: a new one) with ``results`` loaded and the three widgets docked."""
     import importlib
 
     import napari
@@ -39,7 +39,7 @@ def open_viewer(results: str | None, show: bool = True):
             f"{results}: no cellvae results here (recon.ome.zarr, cells.parquet, blur.json, "
             "...); run `make demo` or the workflow first"
         )
-    viewer = napari.Viewer(title="cellvae", show=show)
+    viewer = napari.Viewer(title="cellvae") if viewer is None else viewer
     if results is not None:
         open_results(viewer, results)
     widgets = []

