@@ -134,3 +134,78 @@ def region_centre(region: dict, ndim: int) -> np.ndarray:
     centre = np.asarray(region["centre"], float)
     centre[-ndim:] -= 0.5
     return centre
+
+
+#: largest side (px) of the region reconstructed from the view (CPU seconds, not minutes).
+VIEW_MAX_SIDE = 512
+
+
+def view_region(
+    shape: tuple[int, ...], corners: np.ndarray, point: np.ndarray, ndim: int
+) -> tuple[slice | int, ...]:
+    """The index of the visible region of an image for an ``ndim``-D model.
+
+    ``corners`` ``(2, N)`` are napari's ``corner_pixels`` (visible data indices per axis),
+    ``point`` the current data position. The last two axes span the visible area (at most
+    ``VIEW_MAX_SIDE`` around its centre); for a 3D model the axis before them spans the
+    depth (at most ``VIEW_MAX_SIDE`` around ``point``); other axes are indexed at ``point``.
+    """
+    index: list[slice | int] = []
+    first = len(shape) - ndim
+    for axis, n in enumerate(shape):
+        here = int(np.clip(round(float(point[axis])), 0, n - 1))
+        if axis < first:
+            index.append(here)
+            continue
+        if axis >= len(shape) - 2:
+            lo, hi = int(max(corners[0][axis], 0)), int(min(corners[1][axis] + 1, n))
+        else:
+            lo, hi = 0, n
+        if hi - lo > VIEW_MAX_SIDE:
+            mid = lo + (hi - lo) // 2 if axis >= len(shape) - 2 else here
+            lo = max(0, min(mid - VIEW_MAX_SIDE // 2, n - VIEW_MAX_SIDE))
+            hi = lo + VIEW_MAX_SIDE
+        index.append(slice(lo, max(hi, lo + 1)))
+    return tuple(index)
+
+
+def reconstruct_crop(ckpt, crop: np.ndarray, stats: dict | None = None) -> np.ndarray:
+    """Reconstruct ``crop`` (``(Y, X)`` or ``(Z, Y, X)``, raw units) with a checkpoint.
+
+    Uses the inference engine (overlapping tiles of the model's patch, blended), the
+    intensity mapping of the image's stored ``stats`` when given (else the crop's own
+    percentiles). A model of another dimensionality or with several channels is refused.
+    """
+    from cellvae.inference.model import (
+        Reconstructor,
+        default_patch,
+        load_model,
+        quantizers_for,
+    )
+    from cellvae.inference.reconstruct import default_overlap
+    from cellvae.inference.tiling import tile_reconstruct
+
+    vae, hparams = load_model(ckpt)
+    if vae.ndim != crop.ndim:
+        raise CellvaeError(
+            f"{ckpt}: a {vae.ndim}D model; the region in view is {crop.ndim}D: "
+            f"choose a {crop.ndim}D checkpoint"
+        )
+    if vae.in_channels != 1:
+        raise CellvaeError(f"{ckpt}: a {vae.in_channels}-channel model; the view has one")
+    patch = default_patch(vae, hparams)
+    source = np.asarray(crop, np.float32)
+    quantizers = quantizers_for(stats, 1, int(hparams.get("bits", 8)), lambda c: source)
+    out = np.zeros(source.shape, np.float32)
+    tile_reconstruct(
+        source,
+        [out],
+        Reconstructor(vae, quantizers),
+        "zyx"[-source.ndim :],
+        vae.ndim,
+        patch,
+        default_overlap(patch),
+        block=source.shape,
+        progress=False,
+    )
+    return out

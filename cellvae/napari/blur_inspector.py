@@ -13,6 +13,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QProgressBar,
     QPushButton,
@@ -22,13 +23,33 @@ from qtpy.QtWidgets import (
 )
 
 from cellvae.errors import CellvaeError
-from cellvae.napari.blur import BlurReport, inspect, overlay_geometry, region_centre
+from cellvae.napari.blur import (
+    BlurReport,
+    inspect,
+    overlay_geometry,
+    reconstruct_crop,
+    region_centre,
+    view_region,
+)
 from cellvae.napari.messages import show_problem
 from cellvae.napari.navigate import go_to
 
 
 def _level0(layer):
     return layer.data[0] if layer.multiscale else layer.data
+
+
+def _stats_of(layer) -> dict | None:
+    """Stored intensity statistics of the OME-Zarr a layer was read from, if any."""
+    path = (layer.metadata or {}).get("path")
+    if not path or str(path).lower().endswith((".tif", ".tiff")):
+        return None
+    try:
+        from cellvae.io.omezarr import open_image
+
+        return open_image(path).stats
+    except CellvaeError:
+        return None
 
 
 class BlurInspector(QWidget):
@@ -48,6 +69,10 @@ class BlurInspector(QWidget):
         self.window.setValue(32)
         self.button = QPushButton("compute blur map")
         self.button.clicked.connect(self.compute)
+        self.ckpt = QLineEdit()
+        self.ckpt.setPlaceholderText("checkpoint (.ckpt), to reconstruct the view")
+        self.recon_button = QPushButton("reconstruct what is in view, then compute")
+        self.recon_button.clicked.connect(self.reconstruct_view)
         self.progress = QProgressBar()
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
@@ -62,6 +87,8 @@ class BlurInspector(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.button)
+        layout.addWidget(self.ckpt)
+        layout.addWidget(self.recon_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.summary)
         layout.addWidget(QLabel("worst regions (click to go there)"))
@@ -97,6 +124,11 @@ class BlurInspector(QWidget):
             )
             box.setCurrentText(pick)
             box.blockSignals(False)
+        ckpt = next(
+            (la.metadata.get("ckpt") for la in self.viewer.layers if la.metadata.get("ckpt")), None
+        )
+        if ckpt and not self.ckpt.text():
+            self.ckpt.setText(ckpt)
 
     def compute(self) -> None:
         """Start the blur map worker on the chosen layers (progress bar, no freezing)."""
@@ -118,6 +150,63 @@ class BlurInspector(QWidget):
         self.progress.setValue(0)
         self.summary.setText("computing ...")
         self.worker.start()
+
+    def reconstruct_view(self) -> None:
+        """Reconstruct the visible region of the original with the checkpoint, in a worker.
+
+        The region and its reconstruction become the layers "original (in view)" and
+        "reconstruction (in view)"; the blur map is then computed on them.
+        """
+        from napari.qt.threading import create_worker
+
+        name = self.original_box.currentText()
+        if name not in self.viewer.layers or not self.ckpt.text().strip():
+            show_problem("choose the original layer and a checkpoint")
+            return
+        original = self.viewer.layers[name]
+        data = _level0(original)
+        axes = (original.metadata or {}).get("axes") or "zyx"[-data.ndim :]
+        point = np.asarray(original.world_to_data(self.viewer.dims.point[-data.ndim :]))
+        ckpt, stats = self.ckpt.text().strip(), _stats_of(original)
+
+        def work():
+            from cellvae.inference.model import load_model
+
+            ndim = min(load_model(ckpt)[0].ndim, sum(a in "zyx" for a in axes))
+            corners = np.asarray(original.corner_pixels, float)
+            if original.multiscale:  # corners count pixels of the level on screen
+                corners = corners * np.asarray(original.downsample_factors[original.data_level])
+            region = view_region(data.shape, corners, point, ndim)
+            crop = np.asarray(data[region], np.float32)
+            return region, crop, reconstruct_crop(ckpt, crop, stats)
+
+        self.worker = create_worker(work)
+        self.worker.returned.connect(lambda result: self._show_view(original, *result))
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(lambda: self.recon_button.setEnabled(True))
+        self.recon_button.setEnabled(False)
+        self.summary.setText("reconstructing the view ...")
+        self.worker.start()
+
+    def _show_view(self, original, region, crop: np.ndarray, recon: np.ndarray) -> None:
+        kept = [i for i, r in enumerate(region) if isinstance(r, slice)]
+        scale = [original.scale[i] for i in kept]
+        translate = [original.translate[i] + region[i].start * original.scale[i] for i in kept]
+        names = ("original (in view)", "reconstruction (in view)")
+        for name, data, colour in zip(names, (crop, recon), ("magenta", "green")):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+            self.viewer.add_image(
+                data,
+                name=name,
+                scale=scale,
+                translate=translate,
+                colormap=colour,
+                blending="additive",
+            )
+        self.original_box.setCurrentText(names[0])
+        self.recon_box.setCurrentText(names[1])
+        self.compute()
 
     def _on_progress(self, step: tuple[int, int]) -> None:
         self.progress.setMaximum(step[1])

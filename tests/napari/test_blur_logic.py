@@ -8,7 +8,15 @@ from scipy.ndimage import gaussian_filter
 
 from cellvae.errors import CellvaeError
 from cellvae.metrics.sharpness import blur_map
-from cellvae.napari.blur import blur_map_bands, inspect, overlay_geometry, region_centre
+from cellvae.napari.blur import (
+    VIEW_MAX_SIDE,
+    blur_map_bands,
+    inspect,
+    overlay_geometry,
+    reconstruct_crop,
+    region_centre,
+    view_region,
+)
 
 
 def _run(generator):
@@ -57,3 +65,24 @@ def test_overlay_sits_on_window_centres() -> None:
     assert translate == [1.0, 10.0 + 1.75, 1.75]
     region = {"index": [0, 2, 3], "centre": [0, 20.0, 28.0]}
     np.testing.assert_allclose(region_centre(region, 2), [0, 19.5, 27.5])
+
+
+def test_view_region_is_the_visible_area_capped_around_its_centre() -> None:
+    corners = np.array([[0, 10, -5], [2, 900, 700]])
+    region = view_region((3, 1000, 800), corners, np.array([1.2, 0.0, 0.0]), ndim=2)
+    assert region[0] == 1  # the current plane
+    assert region[1] == slice(455 - VIEW_MAX_SIDE // 2, 455 + VIEW_MAX_SIDE // 2)
+    assert region[2] == slice(350 - VIEW_MAX_SIDE // 2, 350 + VIEW_MAX_SIDE // 2)
+    small = view_region((60, 256, 256), np.array([[0, 10, 0], [59, 100, 255]]), np.zeros(3), 3)
+    assert small == (slice(0, 60), slice(10, 101), slice(0, 256))
+
+
+def test_crop_reconstruction_goes_through_the_model_in_raw_units(monkeypatch, rng) -> None:
+    from tests.inference.helpers import IdentityVAE, full_range_image, stand_in
+
+    stand_in(monkeypatch, IdentityVAE(ndim=2))
+    crop = full_range_image(rng, (40, 52)).astype(np.float32)
+    recon = reconstruct_crop("any.ckpt", crop)  # identity model: back to the same levels
+    np.testing.assert_allclose(recon, crop, atol=0.51)
+    with pytest.raises(CellvaeError, match="a 2D model; the region in view is 3D"):
+        reconstruct_crop("any.ckpt", np.zeros((4, 8, 8), np.float32))

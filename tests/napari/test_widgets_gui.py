@@ -135,6 +135,21 @@ def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot, shots):
     centre = np.asarray(widget.report.worst[0]["centre"]) - 0.5
     np.testing.assert_allclose(loaded.camera.center[-2:], centre * 0.5)
     assert "global HF power ratio" in widget.summary.text()
+    # with a checkpoint: reconstruct what is in view, then map it
+    assert widget.ckpt.text().endswith("model.ckpt")  # from the results' provenance
+    first = widget.report
+    widget.reconstruct_view()
+    qtbot.waitUntil(lambda: widget.report is not first, timeout=30_000)
+    crop = loaded.layers["original (in view)"].data
+    recon = loaded.layers["reconstruction (in view)"].data
+    assert crop.shape == recon.shape and crop.size > 0
+    from cellvae.napari.blur import reconstruct_crop
+    from cellvae.napari.blur_inspector import _stats_of
+
+    expected = reconstruct_crop(widget.ckpt.text(), crop, _stats_of(loaded.layers[0]))
+    np.testing.assert_allclose(recon, expected, rtol=1e-5)
+    assert np.abs(recon - crop).mean() > 1  # an untrained model does not copy its input
+    assert widget.report.map.shape == crop.shape
 
 
 def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path, shots):
