@@ -92,7 +92,7 @@ class LatentBrowser(QWidget):
         layout.addWidget(self.scatter.native, stretch=1)
         layout.addLayout(row)
         layout.addWidget(self.status)
-        layout.addWidget(QLabel("selected cells: crop | reconstruction"))
+        layout.addWidget(QLabel("selected cells: image above, reconstruction below"))
         layout.addLayout(self.gallery)
 
         self.layer_box.currentTextChanged.connect(self._use_layer)
@@ -317,5 +317,6 @@ def _thumbnail(gray: np.ndarray) -> QLabel:
         gray.data, gray.shape[1], gray.shape[0], gray.strides[0], QImage.Format.Format_Grayscale8
     )
     label = QLabel()
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setPixmap(QPixmap.fromImage(image.copy()).scaled(THUMB_PX, THUMB_PX))
     return label
