@@ -106,7 +106,10 @@ def main() -> None:
     QApplication.processEvents()
     rows = [
         ("box", timed(lambda b: widget.select_box(*b), lambda b: in_box(xy, *b), boxes)),
-        ("lasso", timed(widget.select_lasso, lambda v: in_lasso(xy, v), lassos)),
+        (
+            "lasso",
+            timed(widget.select_lasso, lambda v: in_lasso(xy, v, widget.scatter.grid), lassos),
+        ),
     ]
     print("median ms    cells chosen   mask  highlight layer  selection->updated  + repaint")
     for name, (chosen, mask, layer, update, paint) in rows:

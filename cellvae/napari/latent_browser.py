@@ -181,7 +181,7 @@ class LatentBrowser(QWidget):
 
     def select_lasso(self, vertices) -> None:
         """Select the points in a polygon ``(V, 2)`` (plot units)."""
-        self.select(in_lasso(self.xy, np.asarray(vertices)), "plot")
+        self.select(in_lasso(self.xy, np.asarray(vertices), self.scatter.grid), "plot")
 
     def select_click(self, point, radius: float | None = None) -> None:
         """Select the point nearest to ``point`` (within ``radius``, default 8 screen px)."""

@@ -19,36 +19,56 @@ def in_box(xy: np.ndarray, corner_a: Sequence[float], corner_b: Sequence[float])
     return (xy[:, 0] >= lo[0]) & (xy[:, 0] <= hi[0]) & (xy[:, 1] >= lo[1]) & (xy[:, 1] <= hi[1])
 
 
-def in_lasso(xy: np.ndarray, vertices: np.ndarray, raster: int = 256) -> np.ndarray:
-    """Boolean mask ``(N,)`` of the points inside the closed polygon ``vertices`` ``(V, 2)``.
-
-    The polygon is rasterised on a ``raster x raster`` grid over its bounding box: points in
-    cells well inside or outside are decided by one lookup, and only points in cells along
-    the outline go through the exact point-in-polygon test (``matplotlib.path``).
-    """
-    from matplotlib.path import Path
+def _raster_states(vertices: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Cells of a grid (polygon in cell units, cell ``i`` spans ``[i, i + 1)``) marked 0
+    outside, 1 inside, 2 near the outline (decided point by point)."""
     from scipy.ndimage import binary_dilation
     from skimage.draw import polygon, polygon_perimeter
+
+    vx, vy = vertices.T
+    fill = np.zeros(shape, bool)
+    fill[polygon(vy - 0.5, vx - 0.5, shape)] = True  # cell centres inside the polygon
+    edge = np.zeros(shape, bool)
+    edge[polygon_perimeter(np.floor(vy), np.floor(vx), shape, clip=True)] = True
+    edge = binary_dilation(edge, iterations=2)
+    return np.where(edge, 2, fill).astype(np.uint8)
+
+
+def in_lasso(
+    xy: np.ndarray, vertices: np.ndarray, grid: DensityGrid | None = None, raster: int = 256
+) -> np.ndarray:
+    """Boolean mask ``(N,)`` of the points inside the closed polygon ``vertices`` ``(V, 2)``.
+
+    The polygon is rasterised: points in cells well inside or outside it are decided by one
+    lookup, and only points in cells along the outline go through the exact point-in-polygon
+    test (``matplotlib.path``). With ``grid`` (the points already binned for the density
+    image) the lookup is one gather over its bins; without, a ``raster x raster`` grid over
+    the polygon's bounding box is used for the points inside that box.
+    """
+    from matplotlib.path import Path
 
     vertices = np.asarray(vertices, float)
     mask = np.zeros(len(xy), bool)
     if len(vertices) < 3:
         return mask
-    lo, hi = vertices.min(0), vertices.max(0)
-    candidates = np.flatnonzero(in_box(xy, lo, hi))
-    if not candidates.size:
-        return mask
-    span = np.where(hi > lo, hi - lo, 1.0) / raster
-    vx, vy = ((vertices - lo) / span).T
-    fill = np.zeros((raster + 1, raster + 1), bool)
-    fill[polygon(vy, vx, fill.shape)] = True
-    edge = np.zeros_like(fill)
-    edge[polygon_perimeter(np.rint(vy), np.rint(vx), fill.shape, clip=True)] = True
-    edge = binary_dilation(edge, iterations=2)
-    cell = np.clip(((xy[candidates] - lo) / span).astype(np.int64), 0, raster)
-    state = np.where(edge, 2, fill.astype(np.int8))[cell[:, 1], cell[:, 0]]
-    mask[candidates[state == 1]] = True
-    exact = candidates[state == 2]
+    if grid is not None:
+        x0, x1, y0, y1 = grid.extent
+        cell = np.array([(x1 - x0) / grid.bins, (y1 - y0) / grid.bins])
+        states = _raster_states((vertices - (x0, y0)) / cell, (grid.bins, grid.bins))
+        state = states.ravel()[grid.flat]
+        mask[state == 1] = True
+        exact = np.flatnonzero(state == 2)
+    else:
+        lo, hi = vertices.min(0), vertices.max(0)
+        candidates = np.flatnonzero(in_box(xy, lo, hi))
+        if not candidates.size:
+            return mask
+        span = np.where(hi > lo, hi - lo, 1.0) / raster
+        states = _raster_states((vertices - lo) / span, (raster + 1, raster + 1))
+        cell = np.clip(((xy[candidates] - lo) / span).astype(np.int64), 0, raster)
+        state = states[cell[:, 1], cell[:, 0]]
+        mask[candidates[state == 1]] = True
+        exact = candidates[state == 2]
     if exact.size:
         mask[exact] = Path(vertices).contains_points(xy[exact])
     return mask

@@ -33,6 +33,11 @@ def test_lasso_agrees_with_exact_point_in_polygon_on_a_star(rng) -> None:
     expected = Path(star).contains_points(xy)
     assert 0.2 < expected.mean() < 0.8
     np.testing.assert_array_equal(in_lasso(xy, star), expected)
+    np.testing.assert_array_equal(in_lasso(xy, star, DensityGrid.of(xy, bins=64)), expected)
+    tiny = star * 0.02  # smaller than one bin of the grid: decided point by point
+    np.testing.assert_array_equal(
+        in_lasso(xy, tiny, DensityGrid.of(xy, bins=64)), Path(tiny).contains_points(xy)
+    )
     assert not in_lasso(xy, star[:2]).any()  # two vertices enclose nothing
 
 
