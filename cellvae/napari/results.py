@@ -129,6 +129,8 @@ def read_results(path: str | Path) -> ResultsFolder:
         ("recon.ome.zarr", _input(recon_prov, "input")),
         ("cells.parquet", _input(cells_prov, "input")),
         ("blurmap.ome.zarr", _input(blur_prov, "original")),
+        # cellvae blur's summary names its original as given on the command line
+        ("blur.json", Path(res.blur["original"]) if (res.blur or {}).get("original") else None),
     ]
     res.original = _existing(res, "original image", candidates)
     if "cells.parquet" in res.files:

@@ -100,6 +100,7 @@ def write_results(
         )
     if "blur.json" not in drop:
         summary = {
+            "original": str(img_path),
             "axes": "yx",
             "analysed_axes": "yx",
             "window_px": 16,

@@ -59,6 +59,23 @@ def test_missing_files_and_inputs_are_named_and_the_rest_loads(tmp_path, rng):
     assert "original" not in _by_name(layers)
 
 
+def test_without_provenance_the_blur_summary_still_names_the_original(tmp_path, rng):
+    import pyarrow.parquet as pq
+    import zarr
+
+    out = write_results(tmp_path, rng)
+    for name in ("recon.ome.zarr", "blurmap.ome.zarr"):
+        group = zarr.open_group(str(out / name), mode="r+")
+        group.attrs["cellvae"] = {
+            k: v for k, v in group.attrs["cellvae"].items() if k != "provenance"
+        }
+    table = pq.read_table(out / "cells.parquet")
+    pq.write_table(table.replace_schema_metadata({}), out / "cells.parquet")
+    layers, problems = results_layers(out)
+    assert _by_name(layers)["original"][1]["metadata"]["path"].endswith("image.ome.zarr")
+    assert problems == [f"{out / 'cells.parquet'}: no provenance naming its labels"]
+
+
 def test_table_of_other_labels_is_reported_and_not_attached(tmp_path, rng):
     _, labels = blob_image(np.random.default_rng(0), n=4)  # 4 cells where the table has 9
     out = write_results(tmp_path, rng, labels_override=labels)
