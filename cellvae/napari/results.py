@@ -79,6 +79,16 @@ def _input(provenance: dict | None, role: str) -> Path | None:
     return Path(value) if value else None
 
 
+def _relative(value: str | None, folder: Path) -> Path | None:
+    """A path as typed on a command line: as it is, or below one of ``folder``'s ancestors."""
+    if not value:
+        return None
+    given = Path(value)
+    if given.is_absolute() or given.exists():
+        return given
+    return next((a / given for a in folder.resolve().parents if (a / given).exists()), given)
+
+
 @dataclass
 class ResultsFolder:
     """The outputs found in one results folder and the inputs their provenance names.
@@ -130,7 +140,7 @@ def read_results(path: str | Path) -> ResultsFolder:
         ("cells.parquet", _input(cells_prov, "input")),
         ("blurmap.ome.zarr", _input(blur_prov, "original")),
         # cellvae blur's summary names its original as given on the command line
-        ("blur.json", Path(res.blur["original"]) if (res.blur or {}).get("original") else None),
+        ("blur.json", _relative((res.blur or {}).get("original"), path)),
     ]
     res.original = _existing(res, "original image", candidates)
     if "cells.parquet" in res.files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def test_without_provenance_the_blur_summary_still_names_the_original(tmp_path, 
         group.attrs["cellvae"] = {
             k: v for k, v in group.attrs["cellvae"].items() if k != "provenance"
         }
+    summary = json.loads((out / "blur.json").read_text())
+    summary["original"] = "inputs/image.ome.zarr"  # relative, as typed in another folder
+    (out / "blur.json").write_text(json.dumps(summary))
     table = pq.read_table(out / "cells.parquet")
     pq.write_table(table.replace_schema_metadata({}), out / "cells.parquet")
     layers, problems = results_layers(out)
