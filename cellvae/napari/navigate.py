@@ -17,5 +17,11 @@ def go_to(viewer, layer, data_position) -> np.ndarray:
     for axis in viewer.dims.not_displayed:
         if axis >= len(point) - len(world):
             viewer.dims.set_point(axis, point[axis])
-    viewer.camera.center = tuple(point[list(viewer.dims.displayed)])
+    camera_of(viewer).center = tuple(point[list(viewer.dims.displayed)])
     return point
+
+
+def camera_of(viewer):
+    """The viewer's camera: ``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
