@@ -119,6 +119,21 @@ def test_latent_browser_selection_highlights_cells_both_ways(loaded, qtbot, shot
     click.position = tuple(cells.data_to_world(table.loc[0, ["centroid_y", "centroid_x"]]))
     widget._on_viewer_click(cells, click)
     assert widget.mask.sum() == 2 and widget.mask[0]
+    # a box dragged on the plot canvas selects the points under it
+    scatter = widget.scatter
+    qtbot.wait(100)
+    to_pixels = scatter.canvas.scene.node_transform(scatter.view.scene).imap
+    ordered = np.sort(xy, axis=0)
+    span = ordered[-1] - ordered[0]
+    box = [ordered[0] - 0.1 * span, (ordered[3] + ordered[4]) / 2]  # no point on its edges
+    corners = [to_pixels([x, y, 0, 1])[:2] for x, y in box]
+    widget.mode_box.setCurrentText("box")
+    scatter._mouse_press(SimpleNamespace(pos=corners[0], button=1))
+    scatter._mouse_move(SimpleNamespace(pos=corners[1], is_dragging=True))
+    scatter._mouse_release(SimpleNamespace(pos=corners[1], button=1))
+    inside = (xy <= box[1]).all(1)
+    assert 0 < inside.sum() < len(xy)
+    assert sorted(widget.ids[widget.mask]) == sorted(table["index"][inside])
     # a lasso around everything selects every cell
     widget.select_lasso([[-1e3, -1e3], [1e3, -1e3], [1e3, 1e3], [-1e3, 1e3]])
     assert widget.mask.all()
