@@ -215,12 +215,8 @@ def _squeeze_channel(axes: str, arrays: list, scales: list[np.ndarray], translat
     )
 
 
-def image_layer(path: Path, name: str, channels: bool = True, **kwargs: Any) -> LayerData:
-    """An OME-Zarr image (all pyramid levels, lazily) or a TIFF as a napari image layer.
-
-    ``channels=False`` keeps a leading stack axis as it is (e.g. prior samples), instead of
-    splitting it into one layer per channel.
-    """
+def image_layer(path: Path, name: str, **kwargs: Any) -> LayerData:
+    """An OME-Zarr image (all pyramid levels, lazily) or a TIFF as a napari image layer."""
     import dask.array as da
 
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -241,11 +237,7 @@ def image_layer(path: Path, name: str, channels: bool = True, **kwargs: Any) -> 
             arrays = [da.from_zarr(group[ds["path"]]) for ds in ms["datasets"]]
         except Exception as err:
             raise CellvaeError(f"{path}: not a readable OME-Zarr image ({err})") from None
-    channel = None
-    if channels:
-        axes, arrays, scales, translation, channel = _squeeze_channel(
-            axes, arrays, scales, translation
-        )
+    axes, arrays, scales, translation, channel = _squeeze_channel(axes, arrays, scales, translation)
     meta = {
         "name": name,
         "scale": scales[0].tolist(),
@@ -371,6 +363,28 @@ def montage(stack: np.ndarray, gap: int = 2, cols: int | None = None) -> np.ndar
     return out
 
 
+def samples_layer(path: Path, name: str) -> LayerData:
+    """``cellvae sample``'s stack ``(N, [C,] *patch)`` as one montage image (hidden)."""
+    import tifffile
+
+    try:
+        stack = np.asarray(tifffile.imread(path), np.float32)
+    except Exception as err:
+        raise CellvaeError(f"{path}: not a readable TIFF ({err})") from None
+    stack = stack.reshape(1, *stack.shape) if stack.ndim == 2 else stack
+    image = montage(stack)
+    return (
+        image,
+        {
+            "name": name,
+            "visible": False,
+            "contrast_limits": _limits(image),
+            "metadata": {"path": str(path)},
+        },
+        "image",
+    )
+
+
 def results_layers(path: str | Path) -> tuple[list[LayerData], list[str]]:
     """Layer data for a results folder, and the problems met (one line each).
 
@@ -438,17 +452,7 @@ def results_layers(path: str | Path) -> tuple[list[LayerData], list[str]]:
             if layer is not None and table is not None and "features" in layer[1]:
                 layer[1]["metadata"]["cells_table"] = str(res.files["cells.parquet"])
     if "samples.tif" in res.files:
-        layer = add(
-            image_layer,
-            res.files["samples.tif"],
-            f"prior samples [{tag}]",
-            channels=False,
-            visible=False,
-        )
-        if layer is not None:
-            layers[-1] = (montage(np.asarray(layer[0])), *layer[1:])
-            layers[-1][1]["scale"] = layers[-1][1]["scale"][1:]
-            layers[-1][1]["translate"] = layers[-1][1]["translate"][1:]
+        add(samples_layer, res.files["samples.tif"], f"prior samples [{tag}]")
     for layer in layers:
         layer[1]["metadata"]["ckpt"] = str(res.ckpt) if res.ckpt else None
     return layers, problems

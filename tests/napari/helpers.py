@@ -126,6 +126,7 @@ def write_results(
         shutil.rmtree(lab_path)
         write_labels(img_path, labels_override, name="cells", overwrite=True)
     if "samples.tif" not in drop:
-        tifffile.imwrite(out / "samples.tif", rng.random((4, 16, 16), dtype=np.float32))
+        stack = rng.random((5, 16, 16), dtype=np.float32)  # as cellvae sample writes it
+        tifffile.imwrite(out / "samples.tif", stack)
     (out / "report.md").write_text("# report\n")
     return out

@@ -38,7 +38,7 @@ def test_results_folder_gives_original_recon_blur_map_and_labels_with_table(resu
     table = kwargs["features"]
     assert sorted(table["index"]) == np.unique(np.asarray(data))[1:].tolist()
     assert kwargs["metadata"]["ckpt"].endswith("model.ckpt")
-    assert named["prior samples"][0].shape == (2 * 18, 2 * 18)  # 4 samples of 16 px, gap 2
+    assert named["prior samples"][0].shape == (2 * 18, 3 * 18)  # 5 samples of 16 px, gap 2
 
 
 def test_parent_folder_finds_results_in_image_preset_subfolders(results_dir):
