@@ -1,16 +1,14 @@
-"""The blur inspector's logic: a blur map computed band by band (for progress) and the FRC.
+"""The blur inspector's logic: the blur map with read progress, the FRC, overlay geometry.
 
-:func:`blur_map_bands` gives the same map as :func:`cellvae.metrics.sharpness.blur_map` on
-the whole image, but in bands along the first analysed axis, yielding after each band, so a
-napari ``thread_worker`` can report progress and the interface never waits for the whole
-image. Each band is read with a halo of at least one window, so every window sees exactly the
-pixels it sees in the whole-image computation (mirroring happens only at the image's edges).
+:func:`inspect` computes exactly what ``cellvae blur`` computes
+(:func:`cellvae.metrics.sharpness.blur_map` on the whole image), while :class:`ReadProgress`
+reports how far the map's block-by-block reads have got through the original, so a napari
+worker can drive a progress bar and the interface never waits for the whole image.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,62 +29,41 @@ class BlurReport:
     frc: FRCResult
 
 
-def blur_map_bands(
-    original,
-    recon,
-    window: int = 32,
-    stride: int | None = None,
-    cutoff: float = 0.25,
-    ndim: int | None = None,
-    bands: int = 8,
-) -> Generator[tuple[int, int], None, BlurMap]:
-    """Yield ``(done, total)`` after each band; return the whole :class:`BlurMap`.
+class ReadProgress:
+    """A read-only array view that calls ``report(fraction)`` as block reads advance.
 
-    Arguments are those of :func:`cellvae.metrics.sharpness.blur_map`; ``bands`` is how many
-    pieces the first analysed axis is cut into (fewer if the map is shorter).
+    The fraction is how far the furthest block read so far reaches along the first of the
+    ``ndim`` analysed axes (leading axes counted plane by plane); reads without an explicit
+    start (whole-array or strided samples) do not count.
     """
-    shape = tuple(int(s) for s in original.shape)
-    if tuple(recon.shape) != shape:
-        raise CellvaeError(
-            f"the reconstruction's shape {tuple(recon.shape)} differs from the original's {shape}"
-        )
-    ndim = min(len(shape), 3) if ndim is None else ndim
-    if len(shape) < 2 or ndim > len(shape):
-        raise CellvaeError(f"images of shape {shape} have fewer than {ndim} axes")
-    stride = window // 2 if stride is None else stride
-    if window > min(shape[-ndim:]):
-        raise CellvaeError(f"window {window} px is larger than the image {shape[-ndim:]}")
-    axis = len(shape) - ndim
-    rows = -(-shape[axis] // stride)
-    halo = -(-window // stride) * stride
-    edges = np.unique(np.linspace(0, rows, min(bands, rows) + 1).astype(int))
-    parts: list[BlurMap] = []
-    for i, (r0, r1) in enumerate(itertools.pairwise(edges)):
-        start = max(r0 * stride - halo, 0)
-        stop = min(r1 * stride + halo, shape[axis])
-        index = (slice(None),) * axis + (slice(start, stop),)
-        band = blur_map(
-            np.asarray(original[index]), np.asarray(recon[index]), window, stride, cutoff, ndim
-        )
-        keep = (slice(None),) * axis + (slice(r0 - start // stride, r1 - start // stride),)
-        parts.append(
-            BlurMap(
-                band.ratio[keep],
-                band.original_power[keep],
-                band.recon_power[keep],
-                window,
-                stride,
-                cutoff,
-                shape,
-                ndim,
-            )
-        )
-        yield i + 1, len(edges) - 1
-    joined = [
-        np.concatenate([getattr(p, k) for p in parts], axis=axis)
-        for k in ("ratio", "original_power", "recon_power")
-    ]
-    return BlurMap(*joined, window, stride, cutoff, shape, ndim)
+
+    def __init__(self, array, ndim: int, report: Callable[[float], None]) -> None:
+        self.array, self.report = array, report
+        self.shape = tuple(int(s) for s in array.shape)
+        self.ndim = len(self.shape)
+        self.dtype = getattr(array, "dtype", None)
+        self._lead = self.ndim - ndim
+        self._done = 0.0
+
+    def __getitem__(self, index):
+        out = self.array[index]
+        if isinstance(index, tuple) and len(index) == self.ndim:
+            first = index[self._lead]
+            lead = index[: self._lead]
+            if (
+                isinstance(first, slice)
+                and first.start is not None
+                and all(isinstance(i, int | np.integer) for i in lead)
+            ):
+                planes = int(np.prod(self.shape[: self._lead]))
+                plane = int(np.ravel_multi_index(lead, self.shape[: self._lead])) if lead else 0
+                fraction = (
+                    plane + min(first.stop, self.shape[self._lead]) / self.shape[self._lead]
+                ) / planes
+                if fraction > self._done:
+                    self._done = fraction
+                    self.report(fraction)
+        return out
 
 
 def central_frc(original, recon, ndim: int) -> FRCResult:
@@ -100,12 +77,38 @@ def central_frc(original, recon, ndim: int) -> FRCResult:
 
 
 def inspect(
-    original, recon, window: int = 32, cutoff: float = 0.25, top: int = 5, bands: int = 8
-) -> Generator[tuple[int, int], None, BlurReport]:
-    """The whole inspection as a generator: progress while mapping, then a :class:`BlurReport`."""
-    ndim = 3 if original.ndim >= 3 and min(original.shape[-3:]) >= window else 2
-    bmap = yield from blur_map_bands(original, recon, window, None, cutoff, ndim, bands)
-    return BlurReport(bmap, bmap.worst_regions(top), central_frc(original, recon, ndim))
+    original,
+    recon,
+    window: int = 32,
+    cutoff: float = 0.25,
+    top: int = 5,
+    on_progress: Callable[[float], None] | None = None,
+) -> BlurReport:
+    """Blur map, worst regions and FRC of ``recon`` against ``original`` (same shape).
+
+    Volumes at least ``window`` deep are analysed in 3D, others plane by plane.
+    ``on_progress(fraction)`` is called as the map advances and with 1.0 at the end.
+    """
+    shape = tuple(int(s) for s in original.shape)
+    if tuple(recon.shape) != shape:
+        raise CellvaeError(
+            f"the reconstruction's shape {tuple(recon.shape)} differs from the original's {shape}"
+        )
+    if len(shape) < 2:
+        raise CellvaeError(f"an image of shape {shape} has fewer than 2 axes")
+    ndim = 3 if len(shape) >= 3 and min(shape[-3:]) >= window else 2
+    if window > min(shape[-ndim:]):
+        raise CellvaeError(f"window {window} px is larger than the image {shape[-ndim:]}")
+    report = on_progress or (lambda fraction: None)
+    bmap = blur_map(ReadProgress(original, ndim, report), recon, window, None, cutoff, ndim)
+    curve = central_frc(original, recon, ndim)
+    report(1.0)
+    return BlurReport(bmap, bmap.worst_regions(top), curve)
+
+
+def origin_px(bmap: BlurMap) -> float:
+    """Image pixel index (pixel centres at integers) of the centre of map pixel 0."""
+    return float(getattr(bmap, "origin_px", (bmap.stride - 1) / 2))
 
 
 def overlay_geometry(
@@ -113,26 +116,23 @@ def overlay_geometry(
 ) -> tuple[list[float], list[float]]:
     """Scale and translation of the map layer over an image layer with ``scale``/``translate``.
 
-    Map pixel ``g`` is the window centred on image pixel ``g * stride + (stride - 1) / 2``
-    (pixel-centre coordinates) along each analysed axis.
+    Map pixel ``g`` is the window centred on image pixel ``g * stride + origin_px`` along
+    each analysed axis.
     """
     lead = len(bmap.shape) - bmap.ndim
-    s = bmap.stride
+    s, origin = bmap.stride, origin_px(bmap)
     new_scale = [v * (s if i >= lead else 1) for i, v in enumerate(scale)]
     new_translate = [
-        t + (v * (s - 1) / 2 if i >= lead else 0) for i, (v, t) in enumerate(zip(scale, translate))
+        t + (v * origin if i >= lead else 0) for i, (v, t) in enumerate(zip(scale, translate))
     ]
     return new_scale, new_translate
 
 
-def region_centre(region: dict, ndim: int) -> np.ndarray:
-    """A worst region's centre in pixel-centre data coordinates of the image.
-
-    ``region["centre"]`` counts pixel edges along the ``ndim`` analysed axes (pixel ``i``
-    spans ``[i, i + 1)``); napari places pixel ``i``'s centre at ``i``.
-    """
+def region_centre(region: dict, bmap: BlurMap) -> np.ndarray:
+    """A worst region's centre in pixel-centre data coordinates of the image (napari's)."""
     centre = np.asarray(region["centre"], float)
-    centre[-ndim:] -= 0.5
+    if not hasattr(bmap, "origin_px"):  # this BlurMap counts centres in pixel edges
+        centre[-bmap.ndim :] -= 0.5
     return centre
 
 

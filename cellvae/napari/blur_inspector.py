@@ -9,6 +9,7 @@ FRC curve of a central crop and the global high-frequency ratio.
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -33,6 +34,12 @@ from cellvae.napari.blur import (
 )
 from cellvae.napari.messages import show_problem
 from cellvae.napari.navigate import go_to
+
+
+class _Progress(QObject):
+    """Carries progress from the worker thread to the Qt thread (a queued signal)."""
+
+    changed = Signal(float)
 
 
 def _level0(layer):
@@ -74,6 +81,9 @@ class BlurInspector(QWidget):
         self.recon_button = QPushButton("reconstruct what is in view, then compute")
         self.recon_button.clicked.connect(self.reconstruct_view)
         self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self._progress = _Progress()
+        self._progress.changed.connect(self._on_progress)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.regions = QListWidget()
@@ -140,9 +150,12 @@ class BlurInspector(QWidget):
             return
         original, recon = (self.viewer.layers[n] for n in names)
         self.worker = create_worker(
-            inspect, _level0(original), _level0(recon), window=self.window.value()
+            inspect,
+            _level0(original),
+            _level0(recon),
+            window=self.window.value(),
+            on_progress=self._progress.changed.emit,
         )
-        self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(lambda report: self._show(report, original))
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(lambda: self.button.setEnabled(True))
@@ -208,9 +221,8 @@ class BlurInspector(QWidget):
         self.recon_box.setCurrentText(names[1])
         self.compute()
 
-    def _on_progress(self, step: tuple[int, int]) -> None:
-        self.progress.setMaximum(step[1])
-        self.progress.setValue(step[0])
+    def _on_progress(self, fraction: float) -> None:
+        self.progress.setValue(round(100 * fraction))
 
     def _on_error(self, err: Exception) -> None:
         message = str(err) if isinstance(err, CellvaeError) else f"{type(err).__name__}: {err}"
@@ -243,7 +255,7 @@ class BlurInspector(QWidget):
         self.regions.blockSignals(True)
         self.regions.clear()
         for r in report.worst:
-            where = ", ".join(f"{c:.0f}" for c in region_centre(r, bmap.ndim))
+            where = ", ".join(f"{c:.0f}" for c in region_centre(r, bmap))
             self.regions.addItem(f"HF ratio {r['hf_ratio']:.2f} at ({where})")
         self.regions.blockSignals(False)
         self._plot_frc(report)
@@ -264,4 +276,4 @@ class BlurInspector(QWidget):
         if self.report is None or not 0 <= row < len(self.report.worst):
             return
         region = self.report.worst[row]
-        go_to(self.viewer, self._original, region_centre(region, self.report.map.ndim))
+        go_to(self.viewer, self._original, region_centre(region, self.report.map))

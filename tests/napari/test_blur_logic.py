@@ -10,7 +10,6 @@ from cellvae.errors import CellvaeError
 from cellvae.metrics.sharpness import blur_map
 from cellvae.napari.blur import (
     VIEW_MAX_SIDE,
-    blur_map_bands,
     inspect,
     overlay_geometry,
     reconstruct_crop,
@@ -19,52 +18,48 @@ from cellvae.napari.blur import (
 )
 
 
-def _run(generator):
-    steps = []
-    while True:
-        try:
-            steps.append(next(generator))
-        except StopIteration as done:
-            return steps, done.value
-
-
-@pytest.mark.parametrize("shape,ndim", [((150, 130), 2), ((40, 36, 44), 3), ((3, 40, 50), 2)])
-def test_banded_map_equals_the_whole_image_map(rng, shape, ndim) -> None:
+@pytest.mark.parametrize("shape", [(2500, 100), (200, 24, 24), (3, 40, 50)])  # several blocks
+def test_inspection_is_the_blur_command_map_with_progress_to_the_end(rng, shape) -> None:
     original = rng.normal(size=shape)
     recon = gaussian_filter(original, 1.0)
-    steps, banded = _run(blur_map_bands(original, recon, 16, None, 0.25, ndim, bands=4))
+    steps: list[float] = []
+    report = inspect(original, recon, window=16, on_progress=steps.append)
+    ndim = 3 if min(shape) >= 16 and len(shape) == 3 else 2
     whole = blur_map(original, recon, 16, None, 0.25, ndim)
-    assert steps[-1][0] == steps[-1][1] == len(steps) > 1
-    np.testing.assert_allclose(banded.ratio, whole.ratio, equal_nan=True)
-    np.testing.assert_allclose(banded.original_power, whole.original_power, equal_nan=True)
+    assert report.map.ndim == ndim
+    np.testing.assert_array_equal(report.map.ratio, whole.ratio)
+    assert len(steps) > 1 and steps == sorted(steps) and steps[-1] == 1.0
+    assert steps[0] < 0.75  # reported along the way, not only at the end
 
 
 def test_inspection_reports_a_blurred_image_as_blurred(rng) -> None:
     original = rng.normal(size=(96, 96))
-    _, report = _run(inspect(original, gaussian_filter(original, 2.0), window=16, top=3))
+    report = inspect(original, gaussian_filter(original, 2.0), window=16, top=3)
     assert report.map.global_ratio < 0.2
     assert len(report.worst) == 3
     low = report.frc.frequencies < 0.1  # a filter without noise keeps low rings correlated
     assert np.nanmin(report.frc.correlation[low]) > 0.9
-    _, same = _run(inspect(original, original.copy(), window=16))
+    same = inspect(original, original.copy(), window=16)
     np.testing.assert_allclose(same.map.global_ratio, 1.0)
 
 
-def test_shapes_that_differ_or_windows_too_large_are_one_line_errors(rng) -> None:
+def test_shapes_that_differ_or_windows_too_large_are_one_line_errors() -> None:
     with pytest.raises(CellvaeError, match="differs"):
-        _run(blur_map_bands(np.zeros((32, 32)), np.zeros((32, 30))))
+        inspect(np.zeros((32, 32)), np.zeros((32, 30)))
     with pytest.raises(CellvaeError, match="larger than the image"):
-        _run(blur_map_bands(np.zeros((32, 32)), np.zeros((32, 32)), window=64))
+        inspect(np.zeros((32, 32)), np.zeros((32, 32)), window=64)
 
 
-def test_overlay_sits_on_window_centres() -> None:
-    original = np.zeros((3, 64, 64))
-    _, bmap = _run(blur_map_bands(original, original, 16, 8, 0.25, 2))
+def test_overlay_and_worst_regions_sit_on_window_centres(rng) -> None:
+    original = rng.normal(size=(3, 64, 64))
+    bmap = blur_map(original, gaussian_filter(original, 1.0), 16, 8, 0.25, 2)
     scale, translate = overlay_geometry(bmap, [2.0, 0.5, 0.5], [1.0, 10.0, 0.0])
     assert scale == [2.0, 4.0, 4.0]
-    assert translate == [1.0, 10.0 + 1.75, 1.75]
-    region = {"index": [0, 2, 3], "centre": [0, 20.0, 28.0]}
-    np.testing.assert_allclose(region_centre(region, 2), [0, 19.5, 27.5])
+    assert translate == [1.0, 10.0 + 1.75, 1.75]  # window 16, stride 8: centre at 3.5 px
+    region = bmap.worst_regions(1)[0]
+    expected = np.asarray(region["index"], float)
+    expected[1:] = expected[1:] * 8 + 3.5
+    np.testing.assert_allclose(region_centre(region, bmap), expected)
 
 
 def test_view_region_is_the_visible_area_capped_around_its_centre() -> None:

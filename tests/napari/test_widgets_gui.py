@@ -149,14 +149,15 @@ def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot, shots):
     widget.window.setValue(16)
     widget.compute()
     qtbot.waitUntil(lambda: widget.report is not None, timeout=20_000)
-    assert widget.progress.value() == widget.progress.maximum() > 0
+    qtbot.waitUntil(lambda: widget.progress.value() == 100, timeout=5_000)
     overlay = loaded.layers["blur map"]
     np.testing.assert_allclose(overlay.scale, [4.0, 4.0])
     np.testing.assert_allclose(overlay.translate, [1.75, 1.75])
     assert widget.regions.count() == 5
     _save(_shot(loaded, qtbot), shots, "blur_inspector.png")
     widget.regions.setCurrentRow(0)
-    centre = np.asarray(widget.report.worst[0]["centre"]) - 0.5
+    bmap = widget.report.map
+    centre = np.asarray(widget.report.worst[0]["index"]) * bmap.stride + (bmap.stride - 1) / 2
     from cellvae.napari.navigate import camera_of
 
     np.testing.assert_allclose(camera_of(loaded).center[-2:], centre * 0.5)
