@@ -38,6 +38,7 @@ VERBS: dict[str, str] = {
     "sample": "sample",
     "report": "report",
     "experiment": "experiment",
+    "view": "view",
 }
 LIGHTNING_VERBS = ("fit", "validate", "test")
 #: what Ctrl-C leaves behind, for verbs that keep finished work (others remove partial output)
