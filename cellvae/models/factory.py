@@ -6,7 +6,7 @@ from cellvae.errors import ConfigError, check_choice, check_range
 from cellvae.models.base import VAE
 from cellvae.models.flat import FlatVAE
 from cellvae.models.hierarchical import HierarchicalVAE
-from cellvae.models.likelihoods import MIN_LOG_SCALE, make_likelihood
+from cellvae.models.likelihoods import make_likelihood
 
 ARCHS = ("flat", "hierarchical")
 
@@ -25,7 +25,7 @@ def build_model(
     n_mixtures: int = 5,
     sigma_mode: str = "fixed",
     sigma: float = 0.1,
-    min_log_scale: float = MIN_LOG_SCALE,
+    min_log_scale: float | None = None,
 ) -> VAE:
     """Validate the options and build a :class:`FlatVAE` or :class:`HierarchicalVAE`.
 

@@ -44,6 +44,9 @@ MODEL_KEYS = (
     "sigma",
 )
 
+#: hyper-parameters added later, with the value a checkpoint saved without them was trained with
+LEGACY_MODEL_DEFAULTS = {"min_log_scale": -7.0}
+
 
 def patch_shape(patch_size: int | Sequence[int], ndim: int) -> tuple[int, ...]:
     """A side length or per-axis sides -> a tuple of ``ndim`` sides (Z, Y, X order)."""
@@ -79,6 +82,7 @@ def build_vae(hparams: Mapping[str, Any]) -> nn.Module:
 
     validate_model_config(hparams)
     kwargs = {key: hparams[key] for key in MODEL_KEYS}
+    kwargs.update({key: hparams.get(key, old) for key, old in LEGACY_MODEL_DEFAULTS.items()})
     kwargs["patch_size"] = patch_shape(hparams["patch_size"], hparams["ndim"])
     try:
         vae = build_model(**kwargs)
@@ -126,6 +130,9 @@ class VAEModule(L.LightningModule):
         Mixture components of ``dmol``.
     sigma_mode, sigma : str, float
         Gaussian σ: ``fixed`` (at ``sigma``), ``learned`` (one global σ) or ``pixel``.
+    min_log_scale : float or None
+        Soft floor of predicted log-scales (``dlogistic``, ``dmol``, Gaussian ``pixel``), in
+        model units; ``None`` ties it to ``bits``: a tenth of the bin width ``2 / (2**bits - 1)``.
     beta, beta_schedule, beta_warmup_steps, beta_cycle_steps, beta_cycle_ratio
         KL weight and its schedule (``constant``, ``linear`` warm-up or ``cyclical``).
     free_bits : float
@@ -168,6 +175,7 @@ class VAEModule(L.LightningModule):
         n_mixtures: int = 5,
         sigma_mode: str = "learned",
         sigma: float = 0.1,
+        min_log_scale: float | None = None,
         beta: float = 1.0,
         beta_schedule: str = "constant",
         beta_warmup_steps: int = 0,

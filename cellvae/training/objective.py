@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from cellvae.metrics.likelihood import bits_per_dim
+from cellvae.metrics.likelihood import bits_per_dim, dequantize
 
 
 @dataclass
@@ -60,9 +60,19 @@ class ElboTerms:
 
 
 def log_likelihood(vae: nn.Module, params: Tensor, x: Tensor) -> Tensor:
-    """``log p(x|z)`` summed per image, ``(B,)`` nats, computed in float32 even under autocast."""
+    """``log p(x|z)`` summed per image, ``(B,)`` nats, computed in float32 even under autocast.
+
+    A continuous likelihood (a density) is scored on uniformly dequantized data, ``x`` plus
+    noise of one bin width (:func:`~cellvae.metrics.likelihood.dequantize`), so that its
+    bits/dim (with the bin-width offset) is an upper bound on the discrete data's, in
+    expectation, and comparable with a discretized likelihood's.
+    """
+    likelihood = vae.likelihood
     with torch.autocast(device_type=x.device.type, enabled=False):
-        return vae.likelihood.log_prob(params.float(), x.float()).flatten(1).sum(1)
+        x = x.float()
+        if not likelihood.discrete:
+            x = dequantize(x, likelihood.bin_width)
+        return likelihood.log_prob(params.float(), x).flatten(1).sum(1)
 
 
 def elbo_terms(vae: nn.Module, x: Tensor, beta: float, free_nats: float = 0.0) -> ElboTerms:
