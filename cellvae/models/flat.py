@@ -88,7 +88,7 @@ class FlatVAE(VAE):
             dec += [ResBlock(ndim, widths[i], last_init=scale) for _ in range(blocks_per_scale)]
             dec += [nn.Upsample(scale_factor=2, mode="nearest"), conv(ndim, widths[i], out, 3)]
         self.decoder = nn.Sequential(*dec)
-        self.to_params = conv(ndim, widths[0], likelihood.out_channels, 1)
+        self.to_params = likelihood.head(ndim, widths[0])
 
     def posterior(self, x: Tensor) -> DiagonalGaussian:
         """``q(z | x)`` with mean and log-variance ``(B, D)``."""

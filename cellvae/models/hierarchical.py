@@ -171,7 +171,7 @@ class HierarchicalVAE(VAE):
             for w, c in zip(widths, latent_channels)
         )
         self.dec_up = nn.ModuleList(conv(ndim, widths[s], widths[s - 1], 1) for s in range(1, n))
-        self.to_params = conv(ndim, widths[0], likelihood.out_channels, 1)
+        self.to_params = likelihood.head(ndim, widths[0])
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Bottom-up features, finest first: ``a_s`` is ``(B, widths[s], *patch / 2**s)``."""

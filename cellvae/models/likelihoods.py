@@ -50,6 +50,22 @@ def quantize(x: Tensor, bits: int) -> Tensor:
     return k * (2.0 / top) - 1.0
 
 
+class Float32Conv2d(nn.Conv2d):
+    """``Conv2d`` computed in float32 under autocast (input cast up, autocast off)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+class Float32Conv3d(nn.Conv3d):
+    """``Conv3d`` computed in float32 under autocast (input cast up, autocast off)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
 def _floor(min_log_scale: float | None, bits: int) -> float:
     if min_log_scale is None:
         return default_min_log_scale(bits)
@@ -90,6 +106,13 @@ class Likelihood(nn.Module):
     def out_channels(self) -> int:
         """Decoder output channels ``P * C``."""
         return self.params_per_channel * self.channels
+
+    def head(self, ndim: int, in_channels: int) -> nn.Module:
+        """The decoder's last layer: a 1×1 convolution to the ``P * C`` parameters that runs in
+        float32 even under autocast (bf16 means are off by up to half an 8-bit bin near ±1,
+        which cost +0.03 to +0.13 bits/dim)."""
+        cls = {2: Float32Conv2d, 3: Float32Conv3d}[ndim]
+        return cls(in_channels, self.out_channels, 1)
 
     def split(self, params: Tensor) -> Tensor:
         """``(B, P*C, *S) -> (B, P, C, *S)``."""

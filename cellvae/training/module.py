@@ -252,24 +252,39 @@ class VAEModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """One update; skipped (and counted) if the loss or gradient norm is bad."""
+        """One update; skipped (and counted) if the loss or gradient norm is bad.
+
+        Under fp16 mixed precision the gradients are scaled by the GradScaler's factor ``S``;
+        the norm is measured and clipped on the scaled gradients against ``S`` times the limits
+        (the same test as on unscaled gradients, without unscaling twice: Lightning unscales in
+        ``opt.step()``). A skipped update still reports its overflow to the scaler, which then
+        lowers ``S``: an fp16 run starts with a few skipped updates, then trains.
+        """
         hp = self.hparams
         opt = self.optimizers()
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         x = _images(batch)
         beta = self.beta_now()
         terms = elbo_terms(self.model, x, beta, hp.free_bits)
         opt.zero_grad(set_to_none=True)
         # backward on every rank, even for a bad loss: DDP needs all ranks in the all-reduce
         self.manual_backward(terms.loss)
-        max_norm = hp.grad_clip if hp.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        scale = float(scaler.get_scale()) if scaler is not None else 1.0
+        max_norm = hp.grad_clip * scale if hp.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm) / scale
         loss = terms.loss.detach()
-        bad = not (torch.isfinite(loss) and torch.isfinite(grad_norm))
-        bad = bad or (hp.skip_loss is not None and float(loss) > hp.skip_loss)
-        bad = bad or (hp.skip_grad_norm is not None and float(grad_norm) > hp.skip_grad_norm)
-        flag = torch.tensor(float(bad), device=loss.device)
+        checks = [~torch.isfinite(loss), ~torch.isfinite(grad_norm)]
+        if hp.skip_loss is not None:
+            checks.append(loss > hp.skip_loss)
+        if hp.skip_grad_norm is not None:
+            checks.append(grad_norm > hp.skip_grad_norm)
+        flag = torch.stack(checks).any().float()
+        # one host sync per step: the decision, agreed by all ranks
         bad = bool(self.trainer.strategy.reduce(flag, reduce_op="max") > 0)
         if bad:
+            if scaler is not None:
+                scaler.unscale_(opt.optimizer)  # records the overflow ...
+                scaler.update()  # ... so the scale backs off
             opt.zero_grad(set_to_none=True)
             self.skipped_updates += 1
             self._consecutive_skips += 1
