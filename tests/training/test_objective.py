@@ -65,13 +65,16 @@ def test_free_bits_clamp_the_batch_mean_not_each_example():
 def test_free_bits_in_the_loss_use_each_groups_batch_mean(tiny):
     torch.manual_seed(0)
     vae = VAEModule(**tiny).model
+    with torch.no_grad():
+        for stage in vae.stages:  # posteriors that depend strongly on the image
+            stage.posterior.c4.weight.mul_(10.0)
     x = level_images(4)
     x[:2] = -1.0  # blank images: their KL differs from the noisy ones'
     torch.manual_seed(1)
     plain = elbo_terms(vae, x, beta=1.0)
     low = min(plain.kl_groups, key=lambda k: float(k.mean()))
     lam = 0.5 * float(low.min() + low.mean())  # below every group's batch mean ...
-    assert float(low.min()) < lam  # ... above some example's KL
+    assert float(low.mean() - low.min()) > 0.1  # ... and above some example's KL
     torch.manual_seed(1)
     free = elbo_terms(vae, x, beta=1.0, free_nats=lam)
     torch.testing.assert_close(free.loss, plain.loss)  # no group is below lambda on average
