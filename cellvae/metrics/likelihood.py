@@ -73,6 +73,18 @@ def active_units(means: Tensor, threshold: float = 0.01) -> int:
     return int((latent_activity(means) > threshold).sum())
 
 
+def unit_moments(means: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Streamable sums ``(Σ μ, Σ μ², n)`` per latent unit of a batch of posterior means.
+
+    A unit is one entry of a vector latent ``(B, D)`` or one *channel* of a spatial latent
+    ``(B, c, *S)``; a channel's items are all (image, position) pairs, so its activity
+    ``Var_{x,s} E_q[z_c(s)]`` does not grow with the patch area. Shapes ``(D,)`` or ``(c,)``.
+    """
+    m = means.detach().float()
+    m = m.transpose(0, 1).flatten(1) if m.ndim > 2 else m.T
+    return m.sum(1), (m**2).sum(1), m.shape[1]
+
+
 def activity_from_moments(total: Tensor, total_sq: Tensor, count: int) -> Tensor:
     """``Var_x E_q[z]`` from streamed sums ``Σ μ`` and ``Σ μ²`` over ``count`` items, ``(D,)``."""
     mean = total / count

@@ -16,11 +16,17 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from cellvae.errors import CellvaeError, ConfigError, check_choice, check_range
-from cellvae.metrics.likelihood import activity_from_moments, bits_per_dim, iwae_bound
+from cellvae.metrics.likelihood import (
+    activity_from_moments,
+    bits_per_dim,
+    iwae_bound,
+    unit_moments,
+)
 from cellvae.models.factory import ARCHS
 from cellvae.models.likelihoods import LIKELIHOODS
 from cellvae.training.images import image_grid, log_image_grid
@@ -155,7 +161,10 @@ class VAEModule(L.LightningModule):
         Validation batches that get the IWAE bound (``None`` = all, so that it and the ELBO
         are scored on the same patches).
     active_threshold : float
-        A latent unit is active if ``Var_x E_q[z]`` over the validation set exceeds this.
+        A latent unit is active if the variance of its posterior mean over the validation set
+        exceeds this. A unit is one entry of a vector latent or one channel of a spatial
+        latent, pooled over positions (:func:`cellvae.metrics.likelihood.unit_moments`).
+        Validation warns when no unit of any group is active (posterior collapse).
     grid_images : int
         Images per row in the validation image grid (0 = no grid).
     """
@@ -331,8 +340,7 @@ class VAEModule(L.LightningModule):
 
     # ---------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        self._moments: list[list[Tensor]] | None = None
-        self._count = 0
+        self._moments: list[list] | None = None  # per group: [Σ μ, Σ μ², items]
         self._grid_batch: Tensor | None = None
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -365,39 +373,51 @@ class VAEModule(L.LightningModule):
             self._grid_batch = x[: hp.grid_images]
 
     def _accumulate_means(self, posteriors) -> None:
-        means = [p.mean.detach().float().flatten(1) for p in posteriors]
+        moments = [unit_moments(p.mean) for p in posteriors]
         if self._moments is None:
-            self._moments = [[torch.zeros_like(m[0]), torch.zeros_like(m[0])] for m in means]
-        for acc, m in zip(self._moments, means):
-            acc[0] += m.sum(0)
-            acc[1] += (m**2).sum(0)
-        self._count += means[0].shape[0]
+            self._moments = [[torch.zeros_like(s), torch.zeros_like(s), 0] for s, _, _ in moments]
+        for acc, (s, sq, n) in zip(self._moments, moments):
+            acc[0] += s
+            acc[1] += sq
+            acc[2] += n
 
-    def _log_active_units(self, stage: str) -> None:
+    def _log_active_units(self, stage: str) -> int | None:
+        """Log active units per group and in total; returns the total (``None``: no data)."""
         if self._moments is None:
-            return
+            return None
         strategy = self.trainer.strategy
-        count = float(strategy.reduce(torch.tensor(float(self._count)), reduce_op="sum"))
         total_active = 0
-        for name, (s, sq) in zip(self.eval_model.group_names, self._moments):
+        for name, (s, sq, n) in zip(self.eval_model.group_names, self._moments):
             s = strategy.reduce(s, reduce_op="sum")
             sq = strategy.reduce(sq, reduce_op="sum")
+            count = float(strategy.reduce(torch.tensor(float(n)), reduce_op="sum"))
             activity = activity_from_moments(s, sq, max(int(count), 1))
             active = int((activity > self.hparams.active_threshold).sum())
             total_active += active
             self.log(f"{stage}/active_units/{name}", float(active), sync_dist=True)
         # already summed over ranks; sync_dist only averages identical values
         self.log(f"{stage}/active_units", float(total_active), sync_dist=True)
+        return total_active
+
+    def _warn_on_collapse(self, total_active: int | None) -> None:
+        if total_active != 0 or self.trainer.sanity_checking:
+            return
+        rank_zero_warn(
+            f"posterior collapse at step {self.global_step}: no latent unit is active (the "
+            f"variance of every posterior mean is <= model.active_threshold = "
+            f"{self.hparams.active_threshold}), so the decoder ignores the latents; lower "
+            "model.beta, set model.free_bits or warm up the KL (model.beta_schedule: linear)"
+        )
 
     def on_validation_epoch_end(self) -> None:
-        self._log_active_units("val")
+        self._warn_on_collapse(self._log_active_units("val"))
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
         if self.hparams.grid_images > 0 and self._grid_batch is not None:
             log_image_grid(self.trainer, self._image_grid(self._grid_batch))
 
     def on_test_epoch_end(self) -> None:
-        self._log_active_units("test")
+        self._warn_on_collapse(self._log_active_units("test"))
 
     @torch.no_grad()
     def _image_grid(self, x: Tensor):
