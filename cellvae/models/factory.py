@@ -7,7 +7,7 @@ from cellvae.models.base import VAE
 from cellvae.models.flat import FlatVAE
 from cellvae.models.geometry import resolve_factors
 from cellvae.models.hierarchical import FINEST_LATENT, HierarchicalVAE
-from cellvae.models.likelihoods import MIN_LOG_SCALE, make_likelihood
+from cellvae.models.likelihoods import make_likelihood
 
 ARCHS = ("flat", "hierarchical")
 
@@ -26,7 +26,7 @@ def build_model(
     n_mixtures: int = 5,
     sigma_mode: str = "fixed",
     sigma: float = 0.1,
-    min_log_scale: float = MIN_LOG_SCALE,
+    min_log_scale: float | None = None,
     groups_per_scale: int | list[int] = 1,
     global_dim: int = 0,
     downsample: str | list | None = "auto",

@@ -96,7 +96,7 @@ class FlatVAE(VAE):
             up = nn.Upsample(scale_factor=tuple(float(f) for f in self.factors[i]), mode="nearest")
             dec += [up, conv(ndim, widths[i], out, 3)]
         self.decoder = nn.Sequential(*dec)
-        self.to_params = conv(ndim, widths[0], likelihood.out_channels, 1)
+        self.to_params = likelihood.head(ndim, widths[0])
 
     def posterior(self, x: Tensor) -> DiagonalGaussian:
         """``q(z | x)`` with mean and log-variance ``(B, D)``."""

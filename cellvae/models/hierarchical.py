@@ -265,7 +265,7 @@ class HierarchicalVAE(VAE):
             self.head = nn.Sequential(
                 conv(ndim, widths[0], widths[0], 3), ResBlock(ndim, widths[0], last_init="zero")
             )
-        self.to_params = conv(ndim, widths[0], likelihood.out_channels, 1)
+        self.to_params = likelihood.head(ndim, widths[0])
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Bottom-up features, finest first: ``a_s`` is ``(B, widths[s], *scale-s sides)``."""
