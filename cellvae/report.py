@@ -1,9 +1,13 @@
 """The run report: one Markdown page with figures for a pipeline run folder.
 
 A run folder is what ``make demo`` or the workflow writes: a Lightning training log
-(``**/metrics.csv``, ``**/config.yaml``, checkpoints), and any of ``recon*.ome.zarr``,
-``blur.json`` (with the blur map it names), ``cells.parquet`` and ``samples.tif``. The report
-summarises whatever is there and says what is missing, so it also works on partial runs.
+(``**/metrics.csv``, ``**/config.yaml``, checkpoints), and the outputs of ``cellvae blur``
+(a JSON summary naming its blur map), ``embed`` (a cell table) and ``sample`` (a TIFF stack).
+Those are found by the provenance each verb records in its output (:mod:`cellvae.io.provenance`),
+whatever their names, else by the usual names ``blur.json``, ``cells.parquet``,
+``samples.tif``; any of them can also be given explicitly. The report summarises whatever is
+there, says what is missing (so it also works on partial runs), and warns at the top when the
+model collapsed (no active latent unit), because then every other number is meaningless.
 """
 
 from __future__ import annotations
@@ -34,6 +38,32 @@ class Section:
 
     title: str
     lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+#: a latent unit is active when its posterior mean varies across inputs more than this
+ACTIVE_UNIT_VARIANCE = 0.01
+
+
+def find_output(
+    run_dir: Path, verb: str, suffix: str, default: str, given: str | os.PathLike | None = None
+) -> Path | None:
+    """The output of ``verb`` for the report: ``given``, else the newest file in ``run_dir``
+    whose provenance names ``verb``, else ``run_dir/default`` if it exists."""
+    from cellvae.io.provenance import read_provenance
+
+    if given is not None:
+        path = Path(given)
+        if not path.exists():
+            raise CellvaeError(f"{path}: no such file ({verb} output given to the report)")
+        return path
+    found = [
+        p for p in run_dir.glob(f"*{suffix}") if (read_provenance(p) or {}).get("verb") == verb
+    ]
+    if found:
+        return max(found, key=lambda p: p.stat().st_mtime)
+    path = run_dir / default
+    return path if path.exists() else None
 
 
 def _latest(run_dir: Path, pattern: str) -> Path | None:
@@ -66,7 +96,10 @@ def _save(fig, path: Path) -> str:
 
 
 def _number(value: object) -> str:
-    """Four significant digits for a float (also inside lists); anything else as ``str``."""
+    """Four significant digits for a float (also inside lists), ``n/a`` for an undefined
+    number (null in the JSON); anything else as ``str``."""
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
@@ -74,29 +107,41 @@ def _number(value: object) -> str:
     return str(value)
 
 
-def _training(run_dir: Path, figdir: Path) -> Section:
+def _fixed(value: float | None) -> str:
+    """Three decimals, or ``n/a`` where the blur summary holds null."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _training(run_dir: Path, figdir: Path, train_dir: Path | None = None) -> Section:
     import matplotlib.pyplot as plt
     import pandas as pd
 
     section = Section("Training")
-    metrics_path = _latest(run_dir, "**/metrics.csv")
+    metrics_path = _latest(train_dir or run_dir, "**/metrics.csv")
     if metrics_path is None:
         section.lines.append("No training log (`metrics.csv`) found.")
         return section
     metrics = pd.read_csv(metrics_path)
-    section.lines.append(f"Log: `{metrics_path.relative_to(run_dir)}`.")
-    config = _latest(run_dir, "**/config.yaml")
+    log_dir = metrics_path.parent
+    section.lines.append(f"Log: `{_shown(metrics_path, run_dir)}`.")
+    config = _latest(log_dir, "**/config.yaml")
     if config is not None:
-        section.lines.append(f"Resolved configuration: `{config.relative_to(run_dir)}`.")
-    ckpt = _latest(run_dir, "**/*.ckpt")
+        section.lines.append(f"Resolved configuration: `{_shown(config, run_dir)}`.")
+    ckpt = _latest(log_dir, "**/*.ckpt")
     if ckpt is not None:
-        section.lines.append(f"Checkpoint: `{ckpt.relative_to(run_dir)}`.")
+        section.lines.append(f"Checkpoint: `{_shown(ckpt, run_dir)}`.")
     rows = []
     for name in TRAINING_METRICS:
         if name in metrics and metrics[name].notna().any():
             rows.append(f"| {name} | {metrics[name].dropna().iloc[-1]:.4g} |")
     if rows:
         section.lines += ["", "| final validation metric | value |", "|---|---|", *rows]
+    if "val/active_units" in metrics and metrics["val/active_units"].notna().any():
+        if metrics["val/active_units"].dropna().iloc[-1] == 0:
+            section.warnings.append(
+                "posterior collapse: 0 active latent units at the last validation; the code "
+                "carries nothing about the input, so reconstructions are one average image"
+            )
     curves = [c for c in ("train/bits_per_dim", "val/bits_per_dim") if c in metrics]
     if curves and "step" in metrics:
         fig, ax = plt.subplots(figsize=(5, 3))
@@ -113,21 +158,28 @@ def _training(run_dir: Path, figdir: Path) -> Section:
     return section
 
 
-def _blur(run_dir: Path, figdir: Path) -> Section:
+def _shown(path: Path, run_dir: Path) -> str:
+    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+
+
+def _blur(run_dir: Path, figdir: Path, summary_path: Path | None) -> Section:
     import matplotlib.pyplot as plt
 
     section = Section("Reconstruction and blur")
-    summary_path = run_dir / "blur.json"
-    if not summary_path.exists():
+    if summary_path is None:
         section.lines.append("No blur summary (`blur.json`) found.")
         return section
-    summary = json.loads(summary_path.read_text())
+    try:
+        summary = json.loads(summary_path.read_text())
+    except ValueError:
+        raise CellvaeError(f"{summary_path}: not a JSON blur summary") from None
+    section.lines.append(f"Summary: `{_shown(summary_path, run_dir)}`.")
     frc = summary.get("frc", {})
     section.lines += [
         f"- global high-frequency power ratio (reconstruction / original above "
-        f"{summary['cutoff_cycles_per_px']:g} cycles/px): **{summary['global_hf_ratio']:.3f}** "
+        f"{summary['cutoff_cycles_per_px']:g} cycles/px): **{_fixed(summary['global_hf_ratio'])}** "
         "(1 = as sharp as the original, lower = blurrier)",
-        f"- median window ratio: {summary['median_window_hf_ratio']:.3f}",
+        f"- median window ratio: {_fixed(summary['median_window_hf_ratio'])}",
         f"- FRC 1/7 resolution: {_number(frc.get('resolution_1_7_px'))} px; half-bit: "
         f"{_number(frc.get('resolution_half_bit_px'))} px",
     ]
@@ -160,21 +212,32 @@ def _blur(run_dir: Path, figdir: Path) -> Section:
     return section
 
 
-def _cells(run_dir: Path, figdir: Path) -> Section:
+def _cells(run_dir: Path, figdir: Path, table_path: Path | None) -> Section:
     import matplotlib.pyplot as plt
     import pandas as pd
 
     section = Section("Cell embeddings")
-    table_path = run_dir / "cells.parquet"
-    if not table_path.exists():
+    if table_path is None:
         section.lines.append("No cell table (`cells.parquet`) found.")
         return section
     cells = pd.read_parquet(table_path)
     latent = [c for c in cells if c.startswith("z_mean_")]
     section.lines.append(
-        f"{len(cells)} cells, {len(latent)} latent dimensions each (`cells.parquet`; open it "
-        "with pandas or as the features of a napari labels layer)."
+        f"{len(cells)} cells, {len(latent)} latent dimensions each "
+        f"(`{_shown(table_path, run_dir)}`; open it with pandas or as the features of a napari "
+        "labels layer)."
     )
+    if latent and len(cells) > 1:
+        active = int((cells[latent].var() > ACTIVE_UNIT_VARIANCE).sum())
+        section.lines.append(
+            f"Active latent units across cells (variance of the mean > "
+            f"{ACTIVE_UNIT_VARIANCE:g}): {active} of {len(latent)}."
+        )
+        if active == 0:
+            section.warnings.append(
+                f"posterior collapse: no latent unit varies across the {len(cells)} cells; "
+                "the embeddings do not tell the cells apart"
+            )
     if {"pca_0", "pca_1"} <= set(cells):
         fig, ax = plt.subplots(figsize=(4.5, 4))
         size = next((c for c in ("size_physical", "size_voxels") if c in cells), None)
@@ -188,13 +251,12 @@ def _cells(run_dir: Path, figdir: Path) -> Section:
     return section
 
 
-def _samples(run_dir: Path, figdir: Path) -> Section:
+def _samples(run_dir: Path, figdir: Path, path: Path | None) -> Section:
     import matplotlib.pyplot as plt
     import tifffile
 
     section = Section("Samples from the prior")
-    path = run_dir / "samples.tif"
-    if not path.exists():
+    if path is None:
         section.lines.append("No prior samples (`samples.tif`) found.")
         return section
     stack = tifffile.imread(path)
@@ -210,12 +272,24 @@ def _samples(run_dir: Path, figdir: Path) -> Section:
     return section
 
 
-def write_run_report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
+def write_run_report(
+    run_dir: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    blur: str | os.PathLike | None = None,
+    cells: str | os.PathLike | None = None,
+    samples: str | os.PathLike | None = None,
+    train: str | os.PathLike | None = None,
+) -> Path:
     """Write ``report.md`` (default ``RUN_DIR/report.md``) with figures beside it.
 
-    Raises :class:`CellvaeError` when ``run_dir`` does not exist or holds nothing to report.
+    ``blur`` (a ``cellvae blur`` JSON summary), ``cells`` (an ``embed`` table), ``samples``
+    (a ``sample`` TIFF) and ``train`` (a folder holding the training log) override what is
+    found in ``run_dir`` (:func:`find_output`). Raises :class:`CellvaeError` when
+    ``run_dir`` does not exist, an output cannot be written, or there is nothing to report.
     """
     import matplotlib
+
+    from cellvae.io.atomic import atomic_output, claim_outputs
 
     matplotlib.use("Agg")
     run_dir = Path(run_dir)
@@ -223,17 +297,31 @@ def write_run_report(run_dir: str | os.PathLike, output: str | os.PathLike | Non
         raise CellvaeError(f"{run_dir}: run folder does not exist")
     output = Path(output) if output is not None else run_dir / "report.md"
     figdir = output.with_name(output.stem + "_figures")
-    figdir.mkdir(parents=True, exist_ok=True)
-    sections = [build(run_dir, figdir) for build in (_training, _blur, _cells, _samples)]
-    if all(len(s.lines) == 1 and s.lines[0].startswith("No ") for s in sections):
-        figdir.rmdir()
-        raise CellvaeError(
-            f"{run_dir}: nothing to report (no training log, blur, cells or samples)"
-        )
-    lines = [f"# cellvae run report: `{run_dir}`", ""]
-    for section in sections:
-        lines += [f"## {section.title}", "", *section.lines, ""]
-    tmp = output.with_name(output.name + ".partial")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, output)
+    if train is not None and not Path(train).is_dir():
+        raise CellvaeError(f"{train}: training folder does not exist")
+    found = (
+        find_output(run_dir, "blur", ".json", "blur.json", blur),
+        find_output(run_dir, "embed", ".parquet", "cells.parquet", cells),
+        find_output(run_dir, "sample", ".tif", "samples.tif", samples),
+    )
+    with claim_outputs([output, figdir], overwrite=True):
+        figdir.mkdir(parents=True, exist_ok=True)
+        sections = [
+            _training(run_dir, figdir, Path(train) if train is not None else None),
+            _blur(run_dir, figdir, found[0]),
+            _cells(run_dir, figdir, found[1]),
+            _samples(run_dir, figdir, found[2]),
+        ]
+        if all(len(s.lines) == 1 and s.lines[0].startswith("No ") for s in sections):
+            figdir.rmdir()
+            raise CellvaeError(
+                f"{run_dir}: nothing to report (no training log, blur, cells or samples)"
+            )
+        lines = [f"# cellvae run report: `{run_dir}`", ""]
+        for warning in (w for section in sections for w in section.warnings):
+            lines += [f"> **Warning: {warning}.**", ""]
+        for section in sections:
+            lines += [f"## {section.title}", "", *section.lines, ""]
+        with atomic_output(output, overwrite=True) as tmp:
+            tmp.write_text("\n".join(lines))
     return output

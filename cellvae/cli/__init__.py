@@ -17,8 +17,10 @@ errors exit with code 2, as argparse does.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from cellvae import __version__
@@ -36,8 +38,15 @@ VERBS: dict[str, str] = {
     "sample": "sample",
     "report": "report",
     "experiment": "experiment",
+    "view": "view",
 }
 LIGHTNING_VERBS = ("fit", "validate", "test")
+#: what Ctrl-C leaves behind, for verbs that keep finished work (others remove partial output)
+INTERRUPTED = {
+    "reconstruct": "interrupted; finished output is kept, rerun to resume",
+    "fit": "interrupted; rerun with --ckpt_path CHECKPOINT to resume from the last checkpoint",
+    "experiment": "interrupted; experiments that finished are kept",
+}
 
 
 def _verb_module(verb: str):
@@ -63,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_recorded(verb: str, args: argparse.Namespace, argv: list[str]) -> int:
+    """Run a verb with its provenance record set, so every output it writes carries it."""
+    from cellvae.io.provenance import for_command, recording
+
+    with recording(for_command(verb, args, argv)):
+        return _verb_module(verb).run(args)
+
+
+def _one_line_warning(verb: str, message, category, filename, lineno, file=None, line=None):
+    """Warnings as ``cellvae VERB: warning: MESSAGE`` (first line only, no source line)."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    print(f"cellvae {verb}: warning: {text}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cellvae`` command; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -73,14 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(argv)
         verb = args.verb
-        call = lambda: _verb_module(verb).run(args)  # noqa: E731
+        call = lambda: _run_recorded(verb, args, argv)  # noqa: E731
     try:
-        return int(call() or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_one_line_warning, verb)
+            return int(call() or 0)
     except CellvaeError as err:
         print(f"cellvae {verb}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        message = "interrupted; finished output is kept, rerun to resume"
+        message = INTERRUPTED.get(verb, "interrupted; unfinished outputs were removed")
         print(f"cellvae {verb}: {message}", file=sys.stderr)
         return 130
 

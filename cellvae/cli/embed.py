@@ -15,6 +15,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--labels", required=True, help="label image: TIFF, OME-Zarr, or IMAGE.zarr/labels/NAME"
     )
     parser.add_argument("-o", "--output", required=True, help="output table, e.g. cells.parquet")
+    parser.add_argument(
+        "--axes", help="axes of the label image in storage order, e.g. ZYX, TYX (default: metadata)"
+    )
+    parser.add_argument(
+        "--t",
+        metavar="N|all",
+        help="time point of a time-lapse to embed, or 'all' (adds a t column)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="cells per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -22,16 +30,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Embed the cells of ``args.labels`` into ``args.output``."""
+    from cellvae.errors import CellvaeError
     from cellvae.inference.embed import embed_file
+    from cellvae.io.atomic import claim_outputs
 
-    table = embed_file(
-        args.ckpt,
-        args.input,
-        args.labels,
-        args.output,
-        batch_size=args.batch_size,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
+    t = args.t
+    if t is not None and t != "all":
+        if not t.isdigit():
+            raise CellvaeError(f"--t: {t!r} must be a time point (0, 1, ...) or 'all'")
+        t = int(t)
+    with claim_outputs([args.output], args.overwrite):
+        table = embed_file(
+            args.ckpt,
+            args.input,
+            args.labels,
+            args.output,
+            batch_size=args.batch_size,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            label_axes=args.axes,
+            t=t,
+        )
     print(f"wrote {args.output} ({len(table)} cells)")
     return 0

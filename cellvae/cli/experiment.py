@@ -39,9 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cellvae.experiments._report import run_all
+    from cellvae.io.atomic import claim_folder
 
     outdir = Path(args.outdir)
     names = None if args.name == "all" else [args.name]
-    run_all(outdir, names, fast=args.fast, seed=args.seed, log=functools.partial(print, flush=True))
+    with claim_folder(outdir):
+        log = functools.partial(print, flush=True)
+        run_all(outdir, names, fast=args.fast, seed=args.seed, log=log)
     print(f"report: {outdir / 'report.md'}, summary: {outdir / 'summary.json'}")
     return 0

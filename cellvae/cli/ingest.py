@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "convert a TIFF, OME-TIFF or (OME-)Zarr image into OME-Zarr 0.5 with statistics"
+HELP = "convert a TIFF, OME-TIFF, (OME-)Zarr, PNG or JPEG image into OME-Zarr 0.5 with statistics"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cellvae ingest``."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "input", nargs="?", help="TIFF / OME-TIFF / ImageJ TIFF / OME-Zarr / Zarr array"
+        "input",
+        nargs="?",
+        help="TIFF / OME-TIFF / ImageJ TIFF / OME-Zarr / Zarr array / PNG / JPEG",
     )
     source.add_argument(
         "--sample",
@@ -28,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         type=float,
         metavar="SIZE",
-        help="voxel size in micrometres, Z Y X (Y X in 2D); overrides metadata",
+        help="voxel size, Z Y X (Y X in 2D), in --unit (default micrometre); overrides metadata",
+    )
+    parser.add_argument(
+        "--unit",
+        help="unit of --voxel-size, e.g. nanometer, angstrom, Å (default: micrometer)",
     )
     parser.add_argument(
         "--chunks",
@@ -44,24 +50,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest ``args.input`` (or the sample ``args.sample``) into ``args.output``."""
-    if args.sample:
-        from cellvae.data.samples import write_sample
+    from cellvae.io.atomic import claim_outputs
 
-        out = write_sample(args.sample, args.output, overwrite=args.overwrite)
-        print(f"wrote sample {args.sample} with its labels to {out}")
-        return 0
+    with claim_outputs([args.output], args.overwrite):
+        if args.sample:
+            from cellvae.data.samples import write_sample
 
-    from cellvae.io.ingest import ingest
+            out = write_sample(args.sample, args.output, overwrite=args.overwrite)
+            print(f"wrote sample {args.sample} with its labels to {out}")
+            return 0
 
-    out = ingest(
-        args.input,
-        args.output,
-        axes=args.axes,
-        voxel_size=args.voxel_size,
-        chunks=args.chunks,
-        overwrite=args.overwrite,
-        series=args.series,
-        progress=not args.no_progress,
-    )
+        from cellvae.io.ingest import ingest
+
+        out = ingest(
+            args.input,
+            args.output,
+            axes=args.axes,
+            voxel_size=args.voxel_size,
+            chunks=args.chunks,
+            overwrite=args.overwrite,
+            series=args.series,
+            progress=not args.no_progress,
+            unit=args.unit,
+        )
     print(f"wrote {out}")
     return 0

@@ -3,15 +3,22 @@
 The ``model:`` section of a config is :class:`cellvae.training.module.VAEModule`'s constructor,
 ``data:`` is :class:`cellvae.data.datamodule.CellDataModule`'s and ``trainer:`` Lightning's
 ``Trainer``. The data's ``ndim`` and ``patch_size`` are copied to the model when the config is
-parsed; its ``in_channels`` and ``bits`` (read from the stored image) when it is built. The
-resolved config is saved as ``config.yaml`` in the run's log directory, beside
-``checkpoints/`` (which always gets ``last.ckpt`` when training stops); ``--ckpt_path``
-resumes a run exactly.
+parsed; its ``in_channels``, ``bits`` and ``voxel_size`` (read from the stored image) when it
+is built. The resolved config is saved as ``config.yaml`` in the run's log directory, beside
+``checkpoints/`` (which always gets ``last.ckpt`` when training stops, and is printed);
+``--ckpt_path`` resumes a run exactly.
+
+The run's folder (``trainer.default_root_dir``) is claimed before any work: one that cannot be
+written, or that another ``cellvae`` process is training into, is one line. Logs go to CSV
+(what ``cellvae report`` reads) and TensorBoard when it is installed; off a terminal the bar
+becomes plain progress lines; Lightning's advertisements and its FLOPs count of 0 are left out.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from contextlib import ExitStack
 
 from cellvae.errors import CellvaeError
 
@@ -22,12 +29,82 @@ _HELP = {
 }
 
 
+#: the usage line after ``cellvae VERB`` (the full option list follows in the help)
+USAGE = (
+    "[-h] [-c CONFIG.yaml] [--print_config] [--ckpt_path CKPT] "
+    "[--trainer.KEY VALUE] [--model.KEY VALUE] [--data.KEY VALUE] ..."
+)
+
+
+def _help_cache(verb: str):
+    """Where ``cellvae VERB --help`` is kept, keyed on every file its text depends on.
+
+    Building the help imports torch and Lightning (seconds); the text only changes when
+    cellvae's sources or the versions of lightning/jsonargparse do.
+    """
+    import hashlib
+    import importlib.metadata
+    from pathlib import Path
+
+    import cellvae
+
+    digest = hashlib.sha1()
+    for dist in ("lightning", "jsonargparse", "cellvae"):
+        try:
+            digest.update(f"{dist}={importlib.metadata.version(dist)};".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(f"{dist}=none;".encode())
+    for path in sorted(Path(cellvae.__file__).parent.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path}:{stat.st_mtime_ns}:{stat.st_size};".encode())
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cellvae" / f"help-{verb}-{digest.hexdigest()[:16]}.txt"
+
+
+def _print_help(verb: str, argv: Sequence[str]) -> int:
+    """``cellvae VERB --help`` from the cache, or built once by LightningCLI and cached."""
+    import contextlib
+    import io
+    import sys
+
+    cache = _help_cache(verb)
+    try:
+        text = cache.read_text()
+    except OSError:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            code = run_lightning(verb, argv, use_cache=False)
+        text = buffer.getvalue()
+        if code == 0 and text:
+            with contextlib.suppress(OSError):
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
+                partial.write_text(text)
+                os.replace(partial, cache)
+    sys.stdout.write(text)
+    return 0
+
+
 def help_for(verb: str) -> str:
     """One line for ``cellvae --help``."""
     return _HELP[verb]
 
 
-def _cli_class():
+def _launch_rank() -> int:
+    """This process's rank as a parallel launcher set it (torchrun, SLURM, Lightning's DDP
+    launcher); 0 for a plain run."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def _as_list(value) -> list:
+    return [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _cli_class(claims: ExitStack | None = None):
     from lightning.pytorch.cli import LightningCLI
 
     class CellvaeCLI(LightningCLI):
@@ -38,37 +115,87 @@ def _cli_class():
             parser.link_arguments("data.patch_size", "model.patch_size")
             parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
             parser.link_arguments("data.bits", "model.bits", apply_on="instantiate")
+            parser.link_arguments("data.voxel_size", "model.voxel_size", apply_on="instantiate")
+
+        def _add_subcommands(self, parser, **kwargs) -> None:
+            """Usage lines that read ``cellvae VERB ...`` and headings that fit every verb."""
+            super()._add_subcommands(parser, **kwargs)
+            for name, sub in self._subcommand_parsers.items():
+                sub.prog = f"cellvae {name}"
+                sub.usage = f"cellvae {name} {USAGE}"
+                sub.description = _HELP.get(name, sub.description)
+                for group in sub._action_groups:
+                    if (group.title or "").startswith("Customize every aspect of training"):
+                        group.title = "Trainer options (--trainer.KEY VALUE)"
+
+        def _parse_ckpt_path(self) -> None:
+            """Refuse a ``--ckpt_path`` that is no checkpoint in one line (never suggesting
+            ``weights_only=False``) before Lightning reads its hyper-parameters."""
+            from cellvae.training.checkpoint import check_checkpoint
+
+            sub = self.config.get("subcommand")
+            ckpt = self.config[sub].get("ckpt_path") if sub else None
+            if ckpt not in (None, "last", "best", "hpc", "registry"):
+                check_checkpoint(ckpt)
+            super()._parse_ckpt_path()
+
+        def instantiate_trainer(self, **kwargs):
+            """Claim the run folder, then add cellvae's console (bar, summary, loggers)."""
+            from cellvae.io.atomic import claim_folder
+            from cellvae.training import callbacks as cb
+
+            config = dict(self._get(self.config_init, "trainer", default={}))
+            root = config.get("default_root_dir") or os.getcwd()
+            first = _launch_rank() == 0  # other processes of a parallel run share its folder
+            if claims is not None and first:
+                claims.enter_context(claim_folder(root))
+            if config.get("logger") in (None, True) and first:
+                kwargs["logger"] = cb.default_loggers(root)
+            extra = []
+            if config.get("enable_progress_bar") is not False:
+                extra.append(cb.progress_bar())
+            if config.get("enable_model_summary") is not False:
+                extra.append(cb.BriefModelSummary())
+            kwargs["callbacks"] = [*_as_list(config.get("callbacks")), *extra]
+            return super().instantiate_trainer(**kwargs)
 
     return CellvaeCLI
 
 
-def run_lightning(verb: str, argv: Sequence[str]) -> int:
+def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int:
     """Run ``cellvae VERB ARGV...`` through LightningCLI; returns the exit code.
 
     Usage errors (unknown keys, wrong types) are printed by jsonargparse (exit code 2); a
     :class:`~cellvae.errors.CellvaeError` from a constructor, or Lightning's
     ``MisconfigurationException`` turned into one, propagates to ``cellvae.cli.main``, which
-    prints it as one line.
+    prints it as one line. ``VERB --help`` alone is served from a cache after its first use.
     """
+    if use_cache and list(argv) in (["--help"], ["-h"]):
+        return _print_help(verb, argv)
+
     import warnings
 
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from cellvae.data.datamodule import CellDataModule
-    from cellvae.training.callbacks import FinalCheckpoint
+    from cellvae.training.callbacks import FinalCheckpoint, quiet_lightning_tips
     from cellvae.training.module import VAEModule
 
     # argv comes from the `cellvae` command line itself, which is what Lightning warns about
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    quiet_lightning_tips()
     try:
-        _cli_class()(
-            VAEModule,
-            CellDataModule,
-            args=[verb, *argv],
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-            trainer_defaults={"callbacks": [FinalCheckpoint()]},
-        )
+        with ExitStack() as claims:
+            _cli_class(claims)(
+                VAEModule,
+                CellDataModule,
+                args=[verb, *argv],
+                save_config_kwargs={"overwrite": True},
+                auto_configure_optimizers=False,
+                trainer_defaults={"callbacks": [FinalCheckpoint()]},
+                seed_everything_default=0,
+                parser_kwargs={"prog": "cellvae"},
+            )
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else int(done.code is not None)
     except MisconfigurationException as err:  # e.g. a Trainer option that does not fit

@@ -40,7 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Generate and write the stack."""
+    """Claim the output, then generate and write the stack."""
+    from cellvae.io.atomic import claim_outputs
+
+    with claim_outputs([args.output], args.overwrite):
+        return _sample(args)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    """Generate and write the stack, once the output is claimed."""
     import numpy as np
     import torch
 
@@ -48,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from cellvae.errors import CellvaeError
     from cellvae.inference import generate
     from cellvae.inference.model import default_patch, load_model, quantizers_for
-    from cellvae.io.atomic import check_output
 
-    check_output(args.output, args.overwrite)
     vae, hparams = load_model(args.ckpt)
     patch = default_patch(vae, hparams)
     bits = int(hparams.get("bits", 8))
@@ -79,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         quantizers = quantizers_for(image.stats, vae.in_channels, bits, None)
     else:
         quantizers = [Quantizer(0.0, 2.0**bits - 1, bits)] * vae.in_channels
-    generate.write_stack(args.output, generate.to_stack(x, quantizers), args.overwrite)
+    stack = generate.to_stack(x, quantizers)
+    generate.write_stack(args.output, stack, args.overwrite, ndim=vae.ndim)
     print(f"wrote {args.output} ({len(x)} images of {list(patch)})")
     return 0

@@ -16,7 +16,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from cellvae.data.dataset import SAMPLERS, PatchDataset, open_volume
-from cellvae.data.normalize import MAX_BITS
+from cellvae.data.normalize import MAX_BITS, Quantizer
 from cellvae.data.samplers import Box, PatchLayout
 from cellvae.errors import CellvaeError, ConfigError, check_choice, check_range
 
@@ -87,7 +87,9 @@ class CellDataModule(L.LightningDataModule):
     low_percentile, high_percentile
         Stored percentiles mapped to the first and last intensity level.
     bits
-        Bit depth of the level grid, or ``None`` for the data's own bit depth.
+        Bit depth of the level grid, or ``None`` to take it from the data: enough levels for
+        every raw integer value in the percentile range (at most the data's bit depth; the
+        largest over all images and channels), see :func:`cellvae.data.normalize.range_bits`.
     seed
         Seed of the training patch stream.
     level, channels, axes
@@ -166,6 +168,8 @@ class CellDataModule(L.LightningDataModule):
             "axes": axes,
         }
         self.train_regions, self.val_regions = self._split()
+        if bits is None:
+            self._common["bits"] = self._data_bits()
         self.train_set = PatchDataset(
             self.paths,
             sampler=sampler,
@@ -216,10 +220,40 @@ class CellDataModule(L.LightningDataModule):
             val.append(v)
         return train, val
 
+    def _data_bits(self) -> int | None:
+        """``bits: null`` resolved once for all images and channels (metadata only)."""
+        found = []
+        for path in self.paths:
+            image = open_volume(path, level=self._common["level"], axes=self._common["axes"])
+            if image.stats is None:
+                return None  # the dataset reports the missing statistics
+            n = len(image.stats.get("channels", []))
+            for c in self._common["channels"] if self._common["channels"] is not None else range(n):
+                q = Quantizer.from_stats(
+                    image.stats,
+                    c,
+                    self._common["low_percentile"],
+                    self._common["high_percentile"],
+                    None,
+                )
+                found.append(q.bits)
+        return max(found) if found else None
+
     @property
     def in_channels(self) -> int:
         """Channels per patch (from metadata), for the model's ``in_channels``."""
         return self.train_set.in_channels
+
+    @property
+    def voxel_size(self) -> list[float]:
+        """Voxel size along the patch axes of the first image (storage order, its units).
+
+        Linked to the model's ``voxel_size``, from which ``downsample: auto`` chooses per-axis
+        factors (Y and X only until the voxels are near isotropic).
+        """
+        image = open_volume(self.paths[0], level=self._common["level"], axes=self._common["axes"])
+        names = [a for a in image.axes if a in "zyx"][-self.ndim :]
+        return [float(image.voxel_size.get(a, 1.0)) for a in names]
 
     @property
     def bits(self) -> int:

@@ -73,12 +73,12 @@ def small_vae(
 ) -> VAE:
     """A small 2D VAE for ``size × size`` patches, built by :func:`cellvae.models.build_model`.
 
-    Defaults: widths (16, 32), one residual block per scale; a Gaussian likelihood has fixed
-    σ = 0.1, so its distortion is the MSE / (2 σ²) plus a constant and β alone sets the balance
-    of rate and distortion.
+    Defaults: 8-bit data, widths (16, 32), one residual block per scale; a Gaussian likelihood
+    has fixed σ = 0.1, so its distortion is the MSE / (2 σ²) plus a constant and β alone sets
+    the balance of rate and distortion.
     """
     torch.manual_seed(seed)
-    options = {"widths": (16, 32), "blocks_per_scale": 1}
+    options = {"bits": 8, "widths": (16, 32), "blocks_per_scale": 1}
     if likelihood == "gaussian":
         options["sigma_mode"] = "fixed"
     options.update(kwargs)
@@ -87,7 +87,6 @@ def small_vae(
         ndim=2,
         in_channels=1,
         likelihood=likelihood,
-        bits=8,
         patch_size=(size, size),
         latent_dim=latent_dim,
         **options,

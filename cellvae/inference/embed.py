@@ -24,18 +24,49 @@ from cellvae.inference.model import device_of, to_input
 SLAB_VOXELS = 2**24
 
 
-def measure_cells(labels, names: str) -> pd.DataFrame:
+def check_label_dtype(dtype, source: str = "labels") -> None:
+    """Refuse label images that cannot hold cell ids: bool masks, complex, text."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        raise CellvaeError(
+            f"{source}: a bool mask, not cell labels; give one integer id per cell "
+            "(e.g. skimage.measure.label(mask))"
+        )
+    if dtype.kind not in "uif":
+        raise CellvaeError(f"{source}: labels must be integers, got {dtype}")
+
+
+def _check_label_values(slab: np.ndarray, source: str) -> np.ndarray:
+    """``slab`` as int64 ids; refuses NaN, fractional and negative values (one line)."""
+    if slab.dtype.kind == "f":
+        bad = ~np.isfinite(slab)
+        if bad.any():
+            raise CellvaeError(f"{source}: labels contain NaN or infinite values; ids must be >= 0")
+        fractional = slab != np.round(slab)
+        if fractional.any():
+            raise CellvaeError(
+                f"{source}: labels must be whole numbers, found {slab[fractional].flat[0].item()!r}"
+            )
+    if slab.dtype.kind in "if" and slab.size and slab.min() < 0:
+        raise CellvaeError(f"{source}: negative label id {slab.min().item()!r}; ids must be >= 0")
+    return slab.astype(np.int64, copy=False)
+
+
+def measure_cells(labels, names: str, source: str = "labels") -> pd.DataFrame:
     """Label id, voxel count, centroid and bounding box of every label > 0.
 
     ``labels`` is a lazily indexable array over the spatial axes ``names`` (e.g. ``"zyx"``),
-    read in slabs along its first axis. Columns: ``label``, ``size_voxels``,
-    ``centroid_<a>`` (voxels), ``bbox_<a>_min`` / ``bbox_<a>_max`` (max exclusive).
+    read in slabs along its first axis; its values must be whole numbers >= 0 (float labels
+    holding integers are accepted; NaN, fractions and negatives are refused naming
+    ``source``). Columns: ``label``, ``size_voxels``, ``centroid_<a>`` (voxels),
+    ``bbox_<a>_min`` / ``bbox_<a>_max`` (max exclusive).
     """
+    check_label_dtype(labels.dtype, source)
     shape = labels.shape
     step = max(1, SLAB_VOXELS // max(1, int(np.prod(shape[1:]))))
     parts = []
     for start in range(0, shape[0], step):
-        slab = np.asarray(labels[start : start + step])
+        slab = _check_label_values(np.asarray(labels[start : start + step]), source)
         coords = np.nonzero(slab)
         if not coords[0].size:
             continue
@@ -53,7 +84,7 @@ def measure_cells(labels, names: str) -> pd.DataFrame:
         )
         parts.append(part)
     if not parts:
-        raise CellvaeError("labels: the label image is empty (no label > 0)")
+        raise CellvaeError(f"{source}: the label image is empty (no label > 0)")
     table = (
         pd.concat(parts)
         .groupby(level=0)
@@ -98,6 +129,7 @@ def cell_embeddings(
     patch: Sequence[int],
     batch_size: int = 64,
     progress: bool = True,
+    source: str = "labels",
 ) -> pd.DataFrame:
     """Geometry and latent posterior of every labelled cell, one row per cell.
 
@@ -117,7 +149,7 @@ def cell_embeddings(
         raise CellvaeError(
             f"labels: shape {tuple(labels.shape)} differs from the image's {tuple(image.shape[1:])}"
         )
-    table = measure_cells(labels, names)
+    table = measure_cells(labels, names, source)
     centers = np.rint(table[[f"centroid_{a}" for a in names]].to_numpy()).astype(np.int64)
     means, logvars = [], []
     device = device_of(vae)
@@ -158,6 +190,46 @@ def add_projections(table: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
     return table
 
 
+def _frames(image, t: int | str | None, source: str) -> list[int | None]:
+    """Time points to embed: ``[None]`` without a time axis, else the chosen ones."""
+    n = image.shape[image.axes.index("t")] if "t" in image.axes else 1
+    if t is None:
+        if n > 1:
+            raise CellvaeError(
+                f"{source}: a time-lapse of {n} time points; embed one with --t N "
+                f"(0 .. {n - 1}) or all with --t all"
+            )
+        return [None]
+    if t == "all":
+        return list(range(n)) if "t" in image.axes else [None]
+    t = int(t)
+    if not 0 <= t < n:
+        raise CellvaeError(f"--t: {t} out of range; {source} has {n} time point(s)")
+    return [t] if "t" in image.axes else [None]
+
+
+def _label_frame(lab_array, lab_axes: str, names: str, t: int | None, source: str):
+    """The spatial ``names`` part of the labels at time ``t`` (static labels: all times)."""
+    index, kept = [], ""
+    for a, n in zip(lab_axes, lab_array.shape):
+        if a in names:
+            index.append(slice(None))
+            kept += a
+        elif a == "t" and t is not None and n > 1:
+            if t >= n:
+                raise CellvaeError(f"{source}: labels have {n} time points, --t {t} asks for more")
+            index.append(t)
+        elif n == 1:
+            index.append(0)
+        else:
+            raise CellvaeError(
+                f"{source}: labels have {n} planes along {a!r}; give one label image per "
+                "image (or --axes to name the label axes)"
+            )
+    frame = lab_array[tuple(index)]
+    return frame.transpose([kept.index(a) for a in names]) if kept != names else frame
+
+
 def embed_file(
     ckpt,
     input,
@@ -166,38 +238,50 @@ def embed_file(
     batch_size: int = 64,
     overwrite: bool = False,
     progress: bool = True,
+    label_axes: str | None = None,
+    t: int | str | None = None,
 ):
     """``cellvae embed``: embed every cell of ``labels`` in the OME-Zarr ``input`` to parquet.
 
-    Refuses (one line, nothing written) a time-lapse or a 2D model on a volume, labels of
-    another shape, empty labels and an existing output without ``overwrite``.
+    ``t`` picks one time point of a time-lapse, or ``"all"`` embeds every one (a ``t``
+    column says which); labels with a time axis follow the image, labels without one apply
+    to every time point. ``label_axes`` names the axes of a label TIFF without metadata.
+    Refuses (one line, nothing written) a 2D model on a volume, labels of another shape,
+    labels that are not whole numbers >= 0, empty labels and an existing output without
+    ``overwrite``.
     """
     from cellvae.inference.layout import ChannelView, Layout
     from cellvae.inference.model import default_patch, load_model, quantizers_for
     from cellvae.io.atomic import atomic_output, check_output
     from cellvae.io.omezarr import open_image, open_labels
+    from cellvae.io.provenance import write_parquet
 
     check_output(output, overwrite)
-    vae, hparams = load_model(ckpt)
     image = open_image(input)
+    frames = _frames(image, t, str(input))
+    lab = open_labels(labels, axes=label_axes)
+    check_label_dtype(lab.dtype, str(labels))
+    vae, hparams = load_model(ckpt)
     layout = Layout.of(image.axes, vae.ndim, source=str(input))
-    if any(image.shape[p] > 1 for p in layout.loop):
+    if any(image.shape[p] > 1 for p in layout.loop if image.axes[p] != "t"):
         raise CellvaeError(
             f"{input}: axes {image.axes!r} hold several {vae.ndim}D images; embed needs one"
         )
-    view = ChannelView(image.array, layout)
+    names = "".join(image.axes[p] for p in layout.spatial)
+    lab_array = lab.to_dask()
+    views = []
+    for frame in frames:
+        loop = tuple(
+            frame if image.axes[p] == "t" and frame is not None else 0 for p in layout.loop
+        )
+        views.append(ChannelView(image.array, layout, loop))
+    view = views[0]
     if view.shape[0] != vae.in_channels:
         raise CellvaeError(
             f"{input}: {view.shape[0]} channel(s); the model takes {vae.in_channels}"
         )
-    names = "".join(image.axes[p] for p in layout.spatial)
-    lab = open_labels(labels)
-    lab_array = lab.to_dask()
-    squeeze = tuple(
-        i for i, (a, s) in enumerate(zip(lab.axes, lab.shape)) if a not in names and s == 1
-    )
-    lab_array = lab_array.squeeze(axis=squeeze) if squeeze else lab_array
-    if lab_array.ndim != len(names) or tuple(lab_array.shape) != view.shape[1:]:
+    label_frames = [_label_frame(lab_array, lab.axes, names, f, str(labels)) for f in frames]
+    if tuple(label_frames[0].shape) != view.shape[1:]:
         raise CellvaeError(
             f"{labels}: label shape {tuple(lab.shape)} differs from the image's {view.shape[1:]}"
         )
@@ -207,13 +291,33 @@ def embed_file(
         int(hparams.get("bits", 8)),
         lambda c: view[(c, *[slice(None, None, max(1, s // 512)) for s in view.shape[1:]])],
     )
-    table = cell_embeddings(
-        vae, view, lab_array, names, quantizers, default_patch(vae, hparams), batch_size, progress
-    )
+    patch = default_patch(vae, hparams)
+    tables = []
+    for frame, frame_view, frame_labels in zip(frames, views, label_frames):
+        part = cell_embeddings(
+            vae,
+            frame_view,
+            frame_labels,
+            names,
+            quantizers,
+            patch,
+            batch_size,
+            progress,
+            source=str(labels),
+        )
+        if frame is not None and (t == "all" or image.shape[image.axes.index("t")] > 1):
+            part.insert(1, "t", frame)
+        tables.append(part)
+    table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    if len(tables) > 1:
+        codes = table[[c for c in table if c.startswith("z_mean_")]].to_numpy()
+        table = add_projections(
+            table.drop(columns=[c for c in table if c[:5] in ("pca_", "umap_")]), codes
+        )
     voxel = float(np.prod([image.voxel_size.get(a, 1.0) for a in names]))
     table.insert(
         table.columns.get_loc("size_voxels") + 1, "size_physical", table["size_voxels"] * voxel
     )
     with atomic_output(output, overwrite) as tmp:
-        table.to_parquet(tmp, index=False)
+        write_parquet(table, tmp)
     return table

@@ -85,12 +85,32 @@ def to_stack(x: np.ndarray, quantizers: Sequence[Quantizer]) -> np.ndarray:
     return raw[:, 0] if raw.shape[1] == 1 else raw
 
 
-def write_stack(path: str | Path, stack: np.ndarray, overwrite: bool = False) -> Path:
-    """Write ``(N, [C,] [Z,] Y, X)`` float32 as a TIFF stack, atomically."""
+def stack_axes(stack: np.ndarray, ndim: int) -> str:
+    """TIFF axis letters of a ``(N, [C,] [Z,] Y, X)`` stack of ``ndim``-D images.
+
+    The images run along ``T`` (a viewer shows them with a slider), channels along ``C``.
+    """
+    axes = "T" + ("C" if stack.ndim == ndim + 2 else "") + "ZYX"[3 - ndim :]
+    if len(axes) != stack.ndim:
+        raise ValueError(f"stack of shape {stack.shape} does not hold {ndim}D images")
+    return axes
+
+
+def write_stack(
+    path: str | Path, stack: np.ndarray, overwrite: bool = False, ndim: int | None = None
+) -> Path:
+    """Write ``(N, [C,] [Z,] Y, X)`` float32 as a TIFF stack, atomically.
+
+    The file's JSON description carries its axes (:func:`stack_axes`; ``ndim`` defaults to
+    2 for a 3-axis stack, 3 for a 4-axis one) and the running verb's provenance.
+    """
     import tifffile
 
     from cellvae.io.atomic import atomic_output
+    from cellvae.io.provenance import tiff_metadata
 
+    ndim = ndim or (2 if stack.ndim == 3 else 3)
+    metadata = {"axes": stack_axes(stack, ndim), **tiff_metadata()}
     with atomic_output(path, overwrite) as tmp:
-        tifffile.imwrite(tmp, np.ascontiguousarray(stack, np.float32))
+        tifffile.imwrite(tmp, np.ascontiguousarray(stack, np.float32), metadata=metadata)
     return Path(path)

@@ -8,6 +8,7 @@ output is mapped back to raw units, so outputs can be compared with the input di
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,24 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     if any(not hasattr(vae, m) for m in VAE_METHODS):
         raise CellvaeError(f"{path}: not a cellvae VAE checkpoint (a model of another type)")
     return vae.eval(), hparams
+
+
+def warn_planewise(model_ndim: int, axes: str, shape: tuple[int, ...], source: str) -> bool:
+    """Say once (a :class:`UserWarning`) that a 2D model will see a volume plane by plane.
+
+    The model never sees along z then: structure across planes is neither used nor kept.
+    Returns whether it warned. ``axes``/``shape`` are the image's, in storage order.
+    """
+    planes = shape[axes.index("z")] if "z" in axes else 1
+    if model_ndim != 2 or planes <= 1:
+        return False
+    warnings.warn(
+        f"{source}: a 2D model on a volume of {planes} planes: it runs plane by plane and "
+        "sees nothing along z",
+        UserWarning,
+        stacklevel=2,
+    )
+    return True
 
 
 def device_of(module: torch.nn.Module) -> torch.device:

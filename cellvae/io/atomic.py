@@ -8,6 +8,10 @@ Two processes writing the same output would fight over that one temporary name, 
 first claims ``<name>.lock`` (created exclusively, holding its pid and host) and checks that
 the output's folder can be written at all, before any work starts. A second writer gets one
 line saying who holds the output; a lock left by a dead process on this host is taken over.
+
+A command claims all its outputs at once before it starts (:func:`claim_outputs`,
+:func:`claim_folder`); writers called inside that claim (:func:`atomic_output`) reuse it
+instead of locking the same output a second time.
 """
 
 from __future__ import annotations
@@ -16,14 +20,24 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from cellvae.errors import CellvaeError
 
 PARTIAL_SUFFIX = ".partial"
 LOCK_SUFFIX = ".lock"
+#: lock file inside a claimed output folder (``cellvae fit``'s root, a report folder)
+FOLDER_LOCK = ".cellvae"
+
+#: absolute paths of the outputs claimed by the running command (see :func:`claim_outputs`)
+_CLAIMED: ContextVar[frozenset[str]] = ContextVar("cellvae_claimed", default=frozenset())
+
+
+def _key(path: str | os.PathLike) -> str:
+    return os.path.abspath(path)
 
 
 class OutputBusyError(CellvaeError):
@@ -108,7 +122,11 @@ def output_lock(final: str | os.PathLike) -> Iterator[Path]:
 
     The lock records ``"<pid> <host>"``. A lock whose process is gone (same host only; a
     lock from another host cannot be checked) is replaced. The lock is removed on exit.
+    Inside :func:`claim_outputs` of the same output the claim's lock is reused.
     """
+    if _key(final) in _CLAIMED.get():
+        yield lock_path(final)
+        return
     final = check_writable(final)
     lock = lock_path(final)
     host = socket.gethostname()
@@ -169,3 +187,43 @@ def atomic_output(final: str | os.PathLike, overwrite: bool = False) -> Iterator
             remove_path(tmp)
             raise
         commit(tmp, final, overwrite)
+
+
+@contextmanager
+def claim_outputs(
+    paths: Iterable[str | os.PathLike], overwrite: bool = False
+) -> Iterator[list[Path]]:
+    """Claim a command's outputs before its work starts; hold them until it ends.
+
+    Each output must be new (or ``overwrite``), its folder writable, and no other process may
+    be writing it (:func:`output_lock`); otherwise one :class:`CellvaeError` line names it and
+    nothing is written. Writers inside the claim reuse its locks.
+    """
+    finals = [check_output(p, overwrite) for p in paths]
+    with ExitStack() as stack:
+        for final in finals:
+            check_writable(final)
+        for final in finals:
+            stack.enter_context(output_lock(final))
+        token = _CLAIMED.set(_CLAIMED.get() | {_key(f) for f in finals})
+        try:
+            yield finals
+        finally:
+            _CLAIMED.reset(token)
+
+
+@contextmanager
+def claim_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Claim an output folder that a command fills with several files (created if missing).
+
+    The lock is ``<folder>/.cellvae.lock``; a folder that cannot be created or written, or
+    that another process holds, is one :class:`CellvaeError` line before any work.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise CellvaeError(f"{folder}: cannot create the output folder ({reason})") from None
+    with claim_outputs([folder / FOLDER_LOCK], overwrite=True):
+        yield folder

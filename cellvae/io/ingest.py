@@ -18,10 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dask.array as da
+import numpy as np
 
 from cellvae.errors import CellvaeError, ConfigError
-from cellvae.io.atomic import check_output, remove_path, temporary_path
-from cellvae.io.axes import check_dtype, ngff_order, spatial_axes
+from cellvae.io.atomic import check_output, output_lock, remove_path, temporary_path
+from cellvae.io.axes import check_dtype, ngff_order, normalize_unit, spatial_axes
 from cellvae.io.omezarr import create_image, finalize_image, open_image
 from cellvae.io.stats import check_stats, intensity_stats
 from cellvae.io.store import default_chunks, store_dask
@@ -29,23 +30,49 @@ from cellvae.io.store import default_chunks, store_dask
 log = logging.getLogger(__name__)
 
 VoxelArg = dict[str, float] | Sequence[float] | None
+#: ordinary picture files, read whole with imageio (they are small by nature)
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def _read_picture(path: Path, axes: str | None):
+    """Pixels and axes of a PNG / JPEG / BMP / GIF: ``yx`` for grey, ``yxc`` for colour."""
+    import imageio.v3 as iio
+
+    from cellvae.io.axes import normalize_axes
+
+    try:
+        data = np.asarray(iio.imread(path))
+    except Exception as err:
+        raise CellvaeError(f"{path}: not a readable picture ({type(err).__name__})") from None
+    if data.ndim == 3 and axes is None and data.shape[-1] in (3, 4):
+        if data.shape[-1] == 4 and (data[..., 3] == data[..., 3].flat[0]).all():
+            data = data[..., :3]  # a constant alpha channel carries nothing
+        axes = "yxc"
+    default = {2: "yx", 3: "zyx"}.get(data.ndim)
+    if axes is None and default is None:
+        raise CellvaeError(f"{path}: {data.ndim}-D picture; give its axes with --axes")
+    return data, normalize_axes(axes or default, data.ndim, source=str(path))
 
 
 @contextmanager
 def _open_source(
     path: Path, axes: str | None, series: int
-) -> Iterator[tuple[da.Array, str, dict[str, float], dict[str, str]]]:
-    """Yield ``(data, axes, voxel_size, units)`` of any supported input, lazily."""
+) -> Iterator[tuple[da.Array, str, dict[str, float], dict[str, str], list[str] | None]]:
+    """Yield ``(data, axes, voxel_size, units, channel_names)`` of any input, lazily."""
     if not path.exists():
         raise CellvaeError(f"{path}: no such file or directory")
     if path.is_dir() or path.suffix.lower() == ".zarr":
         image = open_image(path, axes=axes)
-        yield image.to_dask(), image.axes, image.voxel_size, image.units
+        yield image.to_dask(), image.axes, image.voxel_size, image.units, image.channel_names
+        return
+    if path.suffix.lower() in PICTURE_SUFFIXES:
+        data, ax = _read_picture(path, axes)
+        yield da.from_array(data), ax, {}, {}, None
         return
     from cellvae.io.tiff import open_tiff
 
     with open_tiff(path, series=series, axes=axes) as (meta, data):
-        yield data, meta.axes, meta.voxel_size, meta.units
+        yield data, meta.axes, meta.voxel_size, meta.units, meta.channel_names
 
 
 def _spatial_values(name: str, values: VoxelArg, axes: str) -> dict[str, float]:
@@ -88,6 +115,7 @@ def ingest(
     overwrite: bool = False,
     series: int = 0,
     progress: bool = True,
+    unit: str | None = None,
 ) -> Path:
     """Convert ``input`` to an NGFF 0.5 multiscale image at ``output``; returns ``output``.
 
@@ -100,20 +128,44 @@ def ingest(
     chunks : chunk size per spatial axis (dict or ``Z Y X`` values); default 64³ / 256².
     overwrite : replace an existing ``output`` (only once the new image is complete).
     series : which series of a multi-series TIFF.
+    unit : unit of ``voxel_size`` (e.g. ``"nanometer"``, ``"Å"``); default micrometre. Units
+        stored in the input's metadata are kept as they are.
     """
+    if unit is not None and voxel_size is None:
+        raise ConfigError("unit: give the voxel size it applies to (--voxel-size)")
     src, out = Path(input), check_output(output, overwrite)
     if src.resolve() == out.resolve():
         raise CellvaeError(f"{out}: output must differ from the input")
+    with output_lock(out):
+        _ingest_locked(src, out, axes, voxel_size, unit, chunks, overwrite, series, progress)
+    log.info("ingested %s -> %s", src, out)
+    return out
+
+
+def _ingest_locked(
+    src: Path,
+    out: Path,
+    axes: str | None,
+    voxel_size: VoxelArg,
+    given_unit: str | None,
+    chunks: VoxelArg,
+    overwrite: bool,
+    series: int,
+    progress: bool,
+) -> None:
+    """:func:`ingest` once the output is locked against other writers."""
+    check_output(out, overwrite)  # another writer may have finished it meanwhile
     tmp = temporary_path(out)
     try:
-        with _open_source(src, axes, series) as (data, ax, voxel, units):
+        with _open_source(src, axes, series) as (data, ax, voxel, units, names):
             check_dtype(data.dtype, str(src))
             order = ngff_order(ax)
             data = data.transpose([ax.index(a) for a in order])
             given = _spatial_values("voxel_size", voxel_size, order)
             if given:
+                unit = normalize_unit(given_unit) or "micrometer"
                 units = {a: u for a, u in units.items() if a not in given} | {
-                    a: "micrometer" for a in given
+                    a: unit for a in given
                 }
             voxel = {a: float(given.get(a, voxel.get(a, 1.0))) for a in spatial_axes(order)}
             target = create_image(
@@ -124,6 +176,7 @@ def ingest(
                 voxel_size=voxel,
                 chunks=_chunks(chunks, data.shape, order),
                 units=units,
+                channel_names=names,
             )
             store_dask(data, target, progress=progress, desc=f"ingest {src.name}")
         stats = _stats(da.from_zarr(target), order, progress)
@@ -134,12 +187,14 @@ def ingest(
         raise
     except (OSError, ValueError, EOFError) as err:
         remove_path(tmp)
+        name = str(getattr(err, "filename", None) or "")
+        if name.startswith(str(out)):  # a write failed: the output is to blame, not the input
+            reason = getattr(err, "strerror", None) or type(err).__name__
+            raise CellvaeError(f"{out}: cannot write ({reason})") from None
         raise CellvaeError(f"{src}: failed to read ({type(err).__name__}: {err})") from None
     except BaseException:
         remove_path(tmp)
         raise
-    log.info("ingested %s -> %s", src, out)
-    return out
 
 
 def _stats(data: da.Array, axes: str, progress: bool) -> dict:

@@ -43,6 +43,9 @@ class OMEImage:
     voxel_size : physical size of a voxel of the chosen level per spatial axis.
     units : physical unit per spatial axis (NGFF names, e.g. ``"micrometer"``) where known.
     stats : the intensity statistics stored by ingest (see :mod:`cellvae.io.stats`), or None.
+    translation : physical position of the centre of the chosen level's first voxel per
+        spatial axis (NGFF ``translation``; 0 where none is stored).
+    channel_names : one name per channel (NGFF ``omero`` labels), or None.
     levels : paths of the pyramid levels inside the group, finest first (``[""]`` for a
         plain array).
     level : index of the chosen level in ``levels``.
@@ -57,6 +60,8 @@ class OMEImage:
     stats: dict | None = None
     levels: list[str] = field(default_factory=lambda: [""])
     level: int = 0
+    translation: dict[str, float] = field(default_factory=dict)
+    channel_names: list[str] | None = None
     _array: zarr.Array | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -87,9 +92,18 @@ class OMEImage:
         return state
 
 
+#: files that are images but not Zarr: ``cellvae ingest`` converts them
+CONVERTIBLE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
 def _open_node(path: Path) -> zarr.Group | zarr.Array:
     if not path.exists():
         raise CellvaeError(f"{path}: no such file or directory")
+    if path.is_file() and path.suffix.lower() in CONVERTIBLE_SUFFIXES:
+        raise CellvaeError(
+            f"{path}: an image file, not OME-Zarr; convert it first with "
+            f"'cellvae ingest {path} -o {path.with_suffix('')}.ome.zarr'"
+        )
     try:
         return zarr.open(store=str(path), mode="r")
     except Exception as err:
@@ -109,10 +123,32 @@ def _scale_of(transforms: list[dict] | None, ndim: int) -> np.ndarray:
     return scale
 
 
+def _translation_of(transforms: list[dict] | None, ndim: int) -> np.ndarray:
+    shift = np.zeros(ndim)
+    for t in transforms or []:
+        if t.get("type") == "translation" and "translation" in t:
+            shift = shift + np.asarray(t["translation"], dtype=float)
+    return shift
+
+
+def _channel_names(attrs: dict) -> list[str] | None:
+    channels = attrs.get("omero", {}).get("channels") if isinstance(attrs, dict) else None
+    names = [c.get("label") for c in channels or [] if isinstance(c, dict)]
+    return [str(n) for n in names] if names and all(n is not None for n in names) else None
+
+
 def read_stats(group: zarr.Group) -> dict | None:
     """The inner ``stats`` dict stored by :func:`write_stats`, or None."""
     entry = dict(group.attrs).get(STATS_KEY)
     return dict(entry["stats"]) if isinstance(entry, dict) and "stats" in entry else None
+
+
+def read_translation(attrs: dict, level: int = 0) -> dict[str, float]:
+    """Per spatial axis translation of ``level`` from NGFF multiscales attributes."""
+    ms = attrs["multiscales"][0]
+    names = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
+    shift = _translation_of(ms["datasets"][level].get("coordinateTransformations"), len(names))
+    return {a: float(t) for a, t in zip(names, shift) if a in "zyx"}
 
 
 def _from_multiscales(path: Path, group: zarr.Group, level: int, axes: str | None) -> OMEImage:
@@ -132,6 +168,7 @@ def _from_multiscales(path: Path, group: zarr.Group, level: int, axes: str | Non
     scale = _scale_of(ms["datasets"][level].get("coordinateTransformations"), arr.ndim)
     scale = scale * _scale_of(ms.get("coordinateTransformations"), arr.ndim)
     voxel = {a: float(s) for a, s in zip(ax, scale) if a in "zyx"}
+    ome = _ome_attrs(group)
     return OMEImage(
         path=path,
         axes=ax,
@@ -142,6 +179,8 @@ def _from_multiscales(path: Path, group: zarr.Group, level: int, axes: str | Non
         stats=read_stats(group),
         levels=levels,
         level=level,
+        translation=read_translation(ome, level) if ms.get("axes") else {},
+        channel_names=_channel_names(ome),
     )
 
 
@@ -200,7 +239,8 @@ def open_labels(path: str | os.PathLike, name: str | None = None, axes: str | No
 def write_stats(path: str | os.PathLike, stats: dict) -> None:
     """Store intensity statistics under the image group's ``cellvae`` attribute."""
     group = zarr.open_group(str(path), mode="r+")
-    group.attrs[STATS_KEY] = {"version": STATS_VERSION, "stats": stats}
+    entry = dict(group.attrs.get(STATS_KEY, {}))  # keep provenance stored beside the stats
+    group.attrs[STATS_KEY] = {**entry, "version": STATS_VERSION, "stats": stats}
 
 
 def _check_write_args(
@@ -228,18 +268,33 @@ def _write_metadata(
     voxel_size: dict[str, float],
     units: dict[str, str],
     factors: list[dict[str, int]],
+    translation: dict[str, float] | None = None,
+    method: str = "mean",
+    channel_names: list[str] | None = None,
 ) -> None:
-    """Multiscale metadata (NGFF 0.5) for levels ``s0..`` with cumulative ``factors``."""
+    """Multiscale metadata (NGFF 0.5) for levels ``s0..`` with cumulative ``factors``.
+
+    ``translation`` places the centre of level 0's first voxel; a level averaged over ``f``
+    voxels is centred on their middle, ``(f - 1) / 2`` voxels of level 0 further on, so every
+    level overlays level 0 exactly (``nearest`` keeps the first voxel: no shift).
+    """
     from ome_zarr.format import FormatV05
     from ome_zarr.writer import write_multiscales_metadata
 
+    origin = translation or {}
     datasets = []
     for i, fac in enumerate(factors):
         scale = [voxel_size.get(a, 1.0) * fac.get(a, 1) for a in axes]
-        datasets.append(
-            {"path": f"s{i}", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-        )
+        spread = (lambda f: (f - 1) / 2) if method == "mean" else (lambda f: 0.0)
+        shift = [origin.get(a, 0.0) + spread(fac.get(a, 1)) * voxel_size.get(a, 1.0) for a in axes]
+        transforms: list[dict] = [{"type": "scale", "scale": scale}]
+        if any(shift):
+            transforms.append({"type": "translation", "translation": shift})
+        datasets.append({"path": f"s{i}", "coordinateTransformations": transforms})
     group = zarr.open_group(str(group_path), mode="r+")
+    extra = {}
+    if channel_names:
+        extra["metadata"] = {"omero": {"channels": [{"label": n} for n in channel_names]}}
     write_multiscales_metadata(
         group,
         datasets=datasets,
@@ -247,6 +302,7 @@ def _write_metadata(
         axes=list(axes),
         axes_units={a: u for a, u in units.items() if a in axes} or None,
         name=group_path.name.removesuffix(".partial"),
+        **extra,
     )
 
 
@@ -259,7 +315,15 @@ def _create_level0(
     units: dict[str, str] | None,
     chunks: tuple[int, ...] | None,
     shards: tuple[int, ...] | Literal["auto"] | None,
+    translation: dict[str, float] | None = None,
+    channel_names: list[str] | None = None,
 ) -> zarr.Array:
+    if channel_names is not None:
+        n_channels = shape[axes.index("c")] if "c" in axes else 1
+        if len(channel_names) != n_channels:
+            raise ConfigError(
+                f"channel_names: {len(channel_names)} names for {n_channels} channel(s)"
+            )
     chunks = tuple(chunks) if chunks else default_chunks(shape, axes)
     if len(chunks) != len(shape):
         raise ConfigError(f"chunks: {chunks} has {len(chunks)} entries for {len(shape)} axes")
@@ -277,7 +341,9 @@ def _create_level0(
         fill_value=0,
     )
     clean_units = {a: u for a, u in ((a, normalize_unit(u)) for a, u in (units or {}).items()) if u}
-    _write_metadata(tmp, axes, voxel_size, clean_units, [{}])
+    _write_metadata(
+        tmp, axes, voxel_size, clean_units, [{}], translation, channel_names=channel_names
+    )
     return arr
 
 
@@ -291,12 +357,16 @@ def create_image(
     units: dict[str, str] | None = None,
     shards: tuple[int, ...] | None = None,
     resume: bool = False,
+    translation: dict[str, float] | None = None,
+    channel_names: list[str] | None = None,
 ) -> zarr.Array:
     """A writable level-0 array of a new image under ``temporary_path(path)``.
 
     Fill it (chunk by chunk, in any order), then call :func:`finalize_image`. With
     ``resume=True`` an existing temporary image of the same shape and dtype is reopened (its
     written chunks kept) instead of being replaced; otherwise any leftover is discarded.
+    ``translation`` (physical units per spatial axis) places the first voxel's centre;
+    ``channel_names`` label the channels (NGFF ``omero``).
     """
     shape = tuple(int(s) for s in shape)
     ax, voxel = _check_write_args(shape, dtype, axes, voxel_size)
@@ -309,7 +379,9 @@ def create_image(
         if arr is not None and arr.shape == shape and arr.dtype == np.dtype(dtype):
             return arr
     remove_path(tmp)
-    return _create_level0(tmp, shape, dtype, ax, voxel, units, chunks, shards)
+    return _create_level0(
+        tmp, shape, dtype, ax, voxel, units, chunks, shards, translation, channel_names
+    )
 
 
 def _build_levels(
@@ -339,8 +411,29 @@ def _build_levels(
         total = {a: total.get(a, 1) * step.get(a, 1) for a in image.axes}
         cumulative.append(dict(total))
         src = dst
-    _write_metadata(tmp, image.axes, image.voxel_size, image.units, cumulative)
+    names = image.channel_names or _inherited_channel_names(image)
+    _write_metadata(
+        tmp, image.axes, image.voxel_size, image.units, cumulative, image.translation, method, names
+    )
     return cumulative
+
+
+def _inherited_channel_names(image: OMEImage) -> list[str] | None:
+    """The channel names of the input image of the running verb, if it has as many channels.
+
+    So that a reconstruction (or any image made from one input) carries its input's names.
+    """
+    from cellvae.io.provenance import current_provenance
+
+    record = current_provenance() or {}
+    source = record.get("inputs", {}).get("input")
+    if "c" not in image.axes or not source or not Path(source).is_dir():
+        return None
+    try:
+        names = open_image(source).channel_names
+    except CellvaeError:
+        return None
+    return names if names and len(names) == image.shape[image.axes.index("c")] else None
 
 
 def finalize_image(
@@ -356,11 +449,14 @@ def finalize_image(
 
     ``method`` is ``"mean"`` for intensities and ``"nearest"`` for label images.
     """
+    from cellvae.io.provenance import write_zarr_provenance
+
     tmp = Path(tmp_path)
     try:
         _build_levels(tmp, n_levels, method, progress)
         if stats is not None:
             write_stats(tmp, stats)
+        write_zarr_provenance(tmp)
     except KeyboardInterrupt:
         raise
     except BaseException:
@@ -384,21 +480,30 @@ def write_image(
     shards: tuple[int, ...] | Literal["auto"] | None = "auto",
     method: Literal["mean", "nearest"] = "mean",
     progress: bool = False,
+    translation: dict[str, float] | None = None,
+    channel_names: list[str] | None = None,
 ) -> Path:
     """Write ``data`` (axes in NGFF order, e.g. ``"czyx"``) as an NGFF 0.5 multiscale image.
 
     Chunks default to 64³ (3D) or 256² (2D) and 1 along ``t``/``c``; shards are added for
     volumes with many chunks. The pyramid halves y, x (and z while it is not coarser than
     y, x) until the smallest of y, x is below 64, unless ``n_levels`` is given. Streams with
-    dask; the image appears at ``path`` only when complete.
+    dask; the image appears at ``path`` only when complete. ``translation`` (physical units
+    per spatial axis) places the first voxel's centre. The running verb's provenance
+    (:mod:`cellvae.io.provenance`) is stored with it.
     """
+    from cellvae.io.provenance import write_zarr_provenance
+
     data = data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
     shape = tuple(int(s) for s in data.shape)
     ax, voxel = _check_write_args(shape, data.dtype, axes, voxel_size)
     with atomic_output(path, overwrite) as tmp:
-        arr = _create_level0(tmp, shape, data.dtype, ax, voxel, units, chunks, shards)
+        arr = _create_level0(
+            tmp, shape, data.dtype, ax, voxel, units, chunks, shards, translation, channel_names
+        )
         store_dask(data, arr, progress=progress, desc="level 0")
         _build_levels(tmp, n_levels, method, progress)
         if stats is not None:
             write_stats(tmp, stats)
+        write_zarr_provenance(tmp)
     return Path(path)

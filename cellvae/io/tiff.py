@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class TiffMeta:
     voxel_size: dict[str, float]
     units: dict[str, str] = field(default_factory=dict)
     n_series: int = 1
+    channel_names: list[str] | None = None
     _store: object = field(default=None, init=False, repr=False, compare=False)
 
     def to_dask(self) -> da.Array:
@@ -100,12 +102,29 @@ def _ome_voxels(xml: str, series: int) -> tuple[dict[str, float], dict[str, str]
     return voxel, units
 
 
+def _ome_channel_names(xml: str, series: int) -> list[str] | None:
+    """The ``Name`` of every channel of an OME image, or None if any is unnamed."""
+    images = ET.fromstring(xml).findall("{*}Image")
+    if not images:
+        return None
+    pixels = images[min(series, len(images) - 1)].find("{*}Pixels")
+    names = [c.get("Name") for c in (pixels.findall("{*}Channel") if pixels is not None else [])]
+    return names if names and all(names) else None
+
+
+def _unescape(text: str | None) -> str | None:
+    """ImageJ writes non-ASCII units escaped (Å as ``\\u00C5``); turn them back."""
+    if text is None:
+        return None
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), str(text))
+
+
 def _tag_voxels(tif, page) -> tuple[dict[str, float], dict[str, str]]:
     """Voxel sizes from resolution tags, and ImageJ's ``spacing``/``unit``."""
     voxel, units = {}, {}
     ij = tif.imagej_metadata or {}
     res_unit = int(getattr(page.tags.get("ResolutionUnit"), "value", 1) or 1)
-    unit = normalize_unit(ij.get("unit")) if ij else None
+    unit = normalize_unit(_unescape(ij.get("unit"))) if ij else None
     scale = 1.0
     if not unit and res_unit in _RES_UNIT_UM:
         unit, scale = "micrometer", _RES_UNIT_UM[res_unit]
@@ -163,8 +182,10 @@ def read_tiff_meta(path: str | os.PathLike, series: int = 0, axes: str | None = 
             s = tif.series[series]
             _check_complete(path, s, handler.messages)
             ax = _map_axes(s.axes, path, len(s.shape), axes)
+            names = None
             if tif.is_ome:
                 voxel, units = _ome_voxels(tif.ome_metadata, series)
+                names = _ome_channel_names(tif.ome_metadata, series)
             else:
                 voxel, units = _tag_voxels(tif, s.keyframe)
     except tifffile.TiffFileError as err:
@@ -182,6 +203,9 @@ def read_tiff_meta(path: str | os.PathLike, series: int = 0, axes: str | None = 
         voxel_size=voxel,
         units=units,
         n_series=n_series,
+        channel_names=names
+        if names and "c" in ax and len(names) == s.shape[ax.index("c")]
+        else None,
     )
 
 

@@ -1,10 +1,13 @@
 """Local blur map: the high-frequency power ratio in overlapping windows.
 
-The window grid is aligned so that map pixel ``g`` (along an analysed axis) is centred on image
-pixel ``g * stride + stride / 2``: the map is the image downsampled by ``stride``, and overlays
-it in a viewer with a scale of ``stride`` (:meth:`BlurMap.upsample` gives it the image's
-shape). Windows that stick out of the image see its mirror image. Values near 1 mean the
-reconstruction keeps the fine structure of that window; low values mean detail was lost.
+Window ``g`` (along an analysed axis) covers image pixels ``[g * stride - before,
+g * stride - before + window)`` with ``before = (window - stride) // 2``; its centre lies at
+pixel index ``g * stride + origin_px`` (:attr:`BlurMap.origin_px`, ``(stride - 1) / 2`` when
+``window - stride`` is even). The map is the image downsampled by ``stride``: it overlays the
+image in a viewer with a scale of ``stride`` and a translation of ``origin_px`` pixels
+(:meth:`BlurMap.upsample` gives it the image's shape). Windows that stick out of the image
+see its mirror image. Values near 1 mean the reconstruction keeps the fine structure of that
+window; low values mean detail was lost.
 Inputs may be lazy (``zarr.Array``, dask): they are read block by block, so memory is bounded
 by the block size, not the image size.
 """
@@ -34,6 +37,10 @@ class BlurMap:
         NaN where the original window has no such power. ``grid = ceil(shape / stride)`` over
         the ``ndim`` analysed (trailing) axes; leading axes are kept as they are.
     original_power, recon_power : ``(*lead, *grid)`` the two powers.
+    lost_power : ``(*lead, *grid)`` high-frequency power of the difference original minus
+        reconstruction after weighting each pixel by how much it belongs to the original's
+        foreground: detail lost (or changed) in structure, none for denoised background.
+    foreground : ``(*lead, *grid)`` mean foreground weight of each window's pixels, 0 .. 1.
     window, stride : window edge and step, px; ``cutoff``: fraction of Nyquist.
     shape : shape of the input images.
     """
@@ -46,12 +53,19 @@ class BlurMap:
     cutoff: float
     shape: tuple[int, ...]
     ndim: int
+    lost_power: np.ndarray | None = None
+    foreground: np.ndarray | None = None
 
     @property
     def global_ratio(self) -> float:
         """Power ratio over all windows together (each pixel counted about equally)."""
         den = float(np.nansum(self.original_power))
         return float(np.nansum(self.recon_power)) / den if den > 0 else float("nan")
+
+    @property
+    def origin_px(self) -> float:
+        """Image pixel index (pixel centres at integers) of the centre of map pixel 0."""
+        return (self.window - 1) / 2 - (self.window - self.stride) // 2
 
     def upsample(self) -> np.ndarray:
         """The ratio map repeated ``stride`` times along the analysed axes: the input's shape."""
@@ -61,19 +75,22 @@ class BlurMap:
             out = np.repeat(out, self.stride, axis=axis)
         return out[tuple(slice(0, n) for n in self.shape)]
 
-    def worst_regions(self, k: int = 5, min_power_quantile: float = 0.5) -> list[dict]:
-        """The ``k`` windows with the lowest ratio among those with structure, not overlapping.
+    def worst_regions(self, k: int = 5) -> list[dict]:
+        """The ``k`` windows that lost the most detail in structure, not overlapping.
 
-        Only windows whose original high-frequency power reaches the ``min_power_quantile``
-        of all windows count, so flat background (where a denoised reconstruction loses only
-        noise) does not crowd out lost structure. Positions are pixels of the input.
+        A window's score is the share of its high-frequency power that the reconstruction
+        lost in structure: :attr:`lost_power` (what changed, counted only where the original
+        has foreground signal) over the original's power. Background where a denoising
+        reconstruction removed only camera noise scores 0, so the list points at cells and
+        organelles. Positions are pixels of the input.
         """
-        valid = np.isfinite(self.ratio)
-        if not valid.any():
-            return []
-        floor = np.quantile(self.original_power[valid], min_power_quantile)
-        eligible = np.flatnonzero(valid & (self.original_power >= floor))
-        order = eligible[np.argsort(self.ratio.flat[eligible], kind="stable")]
+        lost = self.lost_power if self.lost_power is not None else self.original_power
+        weight = self.foreground if self.foreground is not None else np.ones(lost.shape)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = lost / self.original_power
+        score = np.where(np.isfinite(self.ratio) & np.isfinite(share), share, 0.0)
+        eligible = np.flatnonzero(score > 0)
+        order = eligible[np.argsort(-score.flat[eligible], kind="stable")]
         lead = len(self.shape) - self.ndim
         reach = self.window / self.stride  # windows closer than this overlap
         before = (self.window - self.stride) // 2
@@ -94,12 +111,14 @@ class BlurMap:
                 {
                     "index": index.tolist(),
                     "centre": [int(i) for i in index[:lead]]
-                    + (index[lead:] * self.stride + self.stride / 2).tolist(),
+                    + (index[lead:] * self.stride + self.origin_px).tolist(),
                     "start": [int(i) for i in index[:lead]] + np.maximum(start, 0).tolist(),
                     "stop": [int(i) + 1 for i in index[:lead]]
                     + np.minimum(start + self.window, sizes).tolist(),
                     "hf_ratio": float(self.ratio.flat[flat]),
                     "original_hf_power": float(self.original_power.flat[flat]),
+                    "hf_power_lost": float(lost.flat[flat]),
+                    "foreground": float(weight.flat[flat]),
                 }
             )
             if len(regions) == k:
@@ -155,7 +174,8 @@ def blur_map(
     grid = tuple(-(-n // stride) for n in sizes)
     before = (window - stride) // 2
     per_axis = max(1, int((_BLOCK_VALUES / window**ndim) ** (1 / ndim)))
-    powers = np.full((2, *lead_shape, *grid), np.nan)
+    levels = foreground_levels(original)
+    powers = np.full((4, *lead_shape, *grid), np.nan)
     for lead in np.ndindex(*lead_shape):
         starts = [range(0, g, per_axis) for g in grid]
         for corner in itertools.product(*starts):
@@ -166,14 +186,62 @@ def blur_map(
                 )
                 for b, n in zip(block, sizes)
             ]
-            for i, image in enumerate((original, recon)):
-                region = _read(image, lead, ranges)
+            orig, rec = (_read(image, lead, ranges) for image in (original, recon))
+            weight = _pixel_weight(orig, levels)
+            for i, region in enumerate((orig, rec, (orig - rec) * weight)):
                 windows = sliding_window_view(region, (window,) * ndim)
                 windows = windows[(slice(None, None, stride),) * ndim]
                 powers[(i, *lead, *block)] = batched_high_frequency_power(
                     windows, ndim, cutoff, window_fn
                 )
-    orig_power, recon_power = powers
+            windows = sliding_window_view(weight, (window,) * ndim)
+            windows = windows[(slice(None, None, stride),) * ndim]
+            powers[(3, *lead, *block)] = windows.reshape(*windows.shape[:ndim], -1).mean(-1)
+    orig_power, recon_power, lost_power, foreground = powers
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(orig_power > 0, recon_power / orig_power, np.nan)
-    return BlurMap(ratio, orig_power, recon_power, window, stride, cutoff, shape, ndim)
+    return BlurMap(
+        ratio, orig_power, recon_power, window, stride, cutoff, shape, ndim, lost_power, foreground
+    )
+
+
+#: values of the original sampled to find its background and foreground levels
+_LEVEL_SAMPLE = 2**22
+#: the two levels must differ by this many background standard deviations to count
+_SEPARATION = 4.0
+#: smoothing (px) of the original before its pixels are weighted, so noise does not flicker
+_WEIGHT_SIGMA = 2.0
+
+
+def foreground_levels(original) -> tuple[float, float] | None:
+    """``(background, foreground)`` intensity levels of ``original``, or None without a
+    distinct background (texture everywhere: then every pixel counts as foreground).
+
+    A strided sample (at most ~4 million values) is split by Otsu's threshold; the levels are
+    the medians of the two parts, kept when they differ by more than four standard deviations
+    of the dimmer part (its noise).
+    """
+    from skimage.filters import threshold_otsu
+
+    shape = tuple(int(s) for s in original.shape)
+    step = max(1, int(np.ceil((np.prod(shape) / _LEVEL_SAMPLE) ** (1 / len(shape)))))
+    sample = np.asarray(original[tuple(slice(None, None, step) for _ in shape)], np.float64)
+    sample = sample[np.isfinite(sample)]
+    if sample.size < 2 or sample.min() == sample.max():
+        return None
+    dim = sample <= threshold_otsu(sample)
+    low, high = float(np.median(sample[dim])), float(np.median(sample[~dim]))
+    if high - low <= _SEPARATION * float(np.std(sample[dim])):
+        return None
+    return low, high
+
+
+def _pixel_weight(region: np.ndarray, levels: tuple[float, float] | None) -> np.ndarray:
+    """Per-pixel foreground weight of an original region: 0 at the background level rising
+    linearly to 1 at the foreground level (after light smoothing); all ones without levels."""
+    if levels is None:
+        return np.ones_like(region)
+    from scipy.ndimage import gaussian_filter
+
+    low, high = levels
+    return np.clip((gaussian_filter(region, _WEIGHT_SIGMA) - low) / (high - low), 0.0, 1.0)

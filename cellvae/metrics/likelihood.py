@@ -13,11 +13,23 @@ from torch import Tensor
 LN2 = math.log(2.0)
 
 
+def dequantize(x: Tensor, bin_width: float) -> Tensor:
+    """Uniform dequantization: ``x + u·w`` with ``u ~ U(-1/2, 1/2)`` per element.
+
+    A density ``p`` scored on dequantized data gives a valid bound on the discrete data
+    (Theis et al. 2016): ``log P(x) = log E_u[w·p(x + u·w)] >= E_u[log p(x + u·w)] + log w``
+    by Jensen, where ``P(x)`` is the mass ``p`` puts on the bin of ``x``. Scored on the levels
+    themselves a density can exceed ``1/w`` and "beat" every discrete model.
+    """
+    return x + (torch.rand_like(x) - 0.5) * bin_width
+
+
 def discretization_offset(bin_width: float) -> float:
     """Nats per dimension to add to a *density* NLL to compare it with a discrete NLL.
 
     A density ``p`` on bins of width ``w`` gives probability ``≈ p·w``, hence
-    ``-log P = -log p - log w``: the offset is ``-log w`` (positive when ``w < 1``).
+    ``-log P = -log p - log w``: the offset is ``-log w`` (positive when ``w < 1``). The sum
+    is an upper bound on ``-log P`` only if ``p`` was scored on :func:`dequantize`-d data.
     """
     if bin_width <= 0:
         raise ValueError(f"bin_width must be positive, got {bin_width}")
@@ -30,7 +42,8 @@ def bits_per_dim(
     """Bits per dimension from an NLL in nats per dimension.
 
     Continuous likelihoods (``discrete=False``) get :func:`discretization_offset` so that
-    every likelihood is scored as a probability of the same quantised data.
+    every likelihood is scored as a probability of the same quantised data; their NLL must
+    come from :func:`dequantize`-d data for the result to bound the discrete NLL.
     """
     offset = 0.0 if discrete else discretization_offset(bin_width)
     return (nll_nats_per_dim + offset) / LN2
@@ -58,6 +71,18 @@ def latent_activity(means: Tensor) -> Tensor:
 def active_units(means: Tensor, threshold: float = 0.01) -> int:
     """Number of latent dimensions with ``Var_x E_q[z] > threshold`` (Burda et al. 2016)."""
     return int((latent_activity(means) > threshold).sum())
+
+
+def unit_moments(means: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Streamable sums ``(Σ μ, Σ μ², n)`` per latent unit of a batch of posterior means.
+
+    A unit is one entry of a vector latent ``(B, D)`` or one *channel* of a spatial latent
+    ``(B, c, *S)``; a channel's items are all (image, position) pairs, so its activity
+    ``Var_{x,s} E_q[z_c(s)]`` does not grow with the patch area. Shapes ``(D,)`` or ``(c,)``.
+    """
+    m = means.detach().float()
+    m = m.transpose(0, 1).flatten(1) if m.ndim > 2 else m.T
+    return m.sum(1), (m**2).sum(1), m.shape[1]
 
 
 def activity_from_moments(total: Tensor, total_sq: Tensor, count: int) -> Tensor:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from cellvae.errors import ConfigError
+from cellvae.models.geometry import describe, per_axis
 from cellvae.models.latents import DiagonalGaussian
 from cellvae.models.likelihoods import Likelihood
 
@@ -50,8 +51,9 @@ class VAE(nn.Module):
         Image channels ``C``.
     likelihood : Likelihood
         The decoder distribution; owns any learned likelihood parameters.
-    downsampling : int
-        Total downsampling; every patch side must be divisible by it.
+    downsampling : tuple of int
+        Total downsampling per axis (storage order); each patch side must be divisible by its
+        axis' factor.
     group_names : list of str
         Names of the latent groups, most global first.
     patch_shape : tuple of int or None
@@ -62,22 +64,23 @@ class VAE(nn.Module):
     ndim: int
     in_channels: int
     likelihood: Likelihood
-    downsampling: int
+    downsampling: tuple[int, ...]
     group_names: list[str]
     patch_shape: tuple[int, ...] | None = None
 
     def check_patch_shape(self, shape: tuple[int, ...] | list[int]) -> tuple[int, ...]:
         """Validate a spatial patch shape and return it as a tuple.
 
-        Raises :class:`ConfigError` if it has the wrong length, a side not divisible by
-        ``downsampling``, or differs from a fixed ``patch_shape``.
+        Raises :class:`ConfigError` if it has the wrong length, a side not divisible by its
+        axis' ``downsampling``, or differs from a fixed ``patch_shape``.
         """
         shape = tuple(int(s) for s in shape)
         if len(shape) != self.ndim:
             raise ConfigError(f"patch_size: {list(shape)} must have {self.ndim} sides")
-        if any(s <= 0 or s % self.downsampling for s in shape):
+        down = per_axis(self.downsampling, self.ndim)
+        if any(s <= 0 or s % d for s, d in zip(shape, down)):
             raise ConfigError(
-                f"patch_size must be divisible by {self.downsampling}; got {list(shape)}"
+                f"patch_size must be divisible by {describe(down)}; got {list(shape)}"
             )
         if self.patch_shape is not None and shape != tuple(self.patch_shape):
             raise ConfigError(

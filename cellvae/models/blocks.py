@@ -27,22 +27,34 @@ def soft_floor(x: Tensor, floor: float) -> Tensor:
 
 
 def conv(
-    ndim: int, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1
+    ndim: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    stride: int | tuple[int, ...] = 1,
 ) -> nn.Module:
-    """``Conv2d``/``Conv3d`` with "same" padding for odd kernels (halving for stride 2)."""
+    """``Conv2d``/``Conv3d`` with "same" padding for odd kernels (halving for stride 2).
+
+    ``stride`` may differ per axis, e.g. ``(1, 2, 2)`` keeps Z and halves Y and X.
+    """
     cls = {2: nn.Conv2d, 3: nn.Conv3d}[ndim]
     return cls(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
 
 
-def avg_pool(x: Tensor, factor: int = 2) -> Tensor:
-    """Average-pool every spatial axis by ``factor``."""
+def avg_pool(x: Tensor, factor: int | tuple[int, ...] = 2) -> Tensor:
+    """Average-pool the spatial axes by ``factor`` (one int, or one per axis)."""
+    if factor == 1 or (not isinstance(factor, int) and set(factor) == {1}):
+        return x
     pool = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d
     return pool(x, kernel_size=factor, stride=factor)
 
 
-def upsample(x: Tensor, factor: int = 2) -> Tensor:
-    """Nearest-neighbour upsampling of every spatial axis by ``factor``."""
-    return F.interpolate(x, scale_factor=factor, mode="nearest")
+def upsample(x: Tensor, factor: int | tuple[int, ...] = 2) -> Tensor:
+    """Nearest-neighbour upsampling of the spatial axes by ``factor`` (one int, or per axis)."""
+    if factor == 1 or (not isinstance(factor, int) and set(factor) == {1}):
+        return x
+    sides = (factor,) * (x.ndim - 2) if isinstance(factor, int) else factor
+    return F.interpolate(x, size=[n * f for n, f in zip(x.shape[2:], sides)], mode="nearest")
 
 
 class Bottleneck(nn.Module):

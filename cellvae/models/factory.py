@@ -5,8 +5,9 @@ from __future__ import annotations
 from cellvae.errors import ConfigError, check_choice, check_range
 from cellvae.models.base import VAE
 from cellvae.models.flat import FlatVAE
-from cellvae.models.hierarchical import HierarchicalVAE
-from cellvae.models.likelihoods import MIN_LOG_SCALE, make_likelihood
+from cellvae.models.geometry import resolve_factors
+from cellvae.models.hierarchical import FINEST_LATENT, HierarchicalVAE
+from cellvae.models.likelihoods import make_likelihood
 
 ARCHS = ("flat", "hierarchical")
 
@@ -25,18 +26,29 @@ def build_model(
     n_mixtures: int = 5,
     sigma_mode: str = "fixed",
     sigma: float = 0.1,
-    min_log_scale: float = MIN_LOG_SCALE,
+    min_log_scale: float | None = None,
+    groups_per_scale: int | list[int] = 1,
+    global_dim: int = 0,
+    downsample: str | list | None = "auto",
+    voxel_size: list[float] | tuple[float, ...] | None = None,
+    finest_latent: str = "full",
 ) -> VAE:
     """Validate the options and build a :class:`FlatVAE` or :class:`HierarchicalVAE`.
 
-    ``latent_dim`` is used by ``flat``; ``latent_channels`` by ``hierarchical``. ``patch_size``
-    fixes the flat model's shape and is checked against the hierarchical model's total
-    downsampling. Bad values raise :class:`ConfigError` naming the field.
+    ``latent_dim`` is used by ``flat``; ``latent_channels``, ``groups_per_scale``,
+    ``global_dim`` and ``finest_latent`` by ``hierarchical``. ``patch_size`` fixes the flat
+    model's shape and is checked against the hierarchical model's total downsampling.
+    ``downsample`` gives per-level, per-axis factors, or ``"auto"``: chosen from
+    ``voxel_size`` (storage order; ``None`` = isotropic, 2 on every axis at every level, the
+    layout of models built before these options existed). Bad values raise
+    :class:`ConfigError` naming the field.
     """
     check_choice("arch", arch, ARCHS)
     check_choice("ndim", ndim, (2, 3))
     check_range("in_channels", in_channels, 1)
     check_range("blocks_per_scale", blocks_per_scale, 1)
+    check_range("global_dim", global_dim, 0)
+    check_choice("finest_latent", finest_latent, FINEST_LATENT)
     widths = [int(w) for w in widths]
     if not widths or min(widths) <= 0:
         raise ConfigError(f"widths: {widths} must be a non-empty list of positive ints")
@@ -51,12 +63,30 @@ def build_model(
         sigma=sigma,
         min_log_scale=min_log_scale,
     )
+    if voxel_size is not None and len(voxel_size) != ndim:
+        raise ConfigError(f"voxel_size: {list(voxel_size)} must have ndim={ndim} values")
     if arch == "flat":
         check_range("latent_dim", latent_dim, 1)
-        return FlatVAE(ndim, in_channels, lik, patch_size, latent_dim, widths, blocks_per_scale)
+        factors = resolve_factors(downsample, ndim, len(widths), voxel_size)
+        return FlatVAE(
+            ndim, in_channels, lik, patch_size, latent_dim, widths, blocks_per_scale, factors
+        )
     channels = [latent_channels] if isinstance(latent_channels, int) else list(latent_channels)
     for c in channels:
         check_range("latent_channels", c, 1)
-    model = HierarchicalVAE(ndim, in_channels, lik, widths, latent_channels, blocks_per_scale)
+    n_steps = len(widths) - 1 + (finest_latent == "half")
+    factors = resolve_factors(downsample, ndim, n_steps, voxel_size)
+    model = HierarchicalVAE(
+        ndim,
+        in_channels,
+        lik,
+        widths,
+        latent_channels,
+        blocks_per_scale,
+        groups_per_scale,
+        global_dim,
+        factors,
+        finest_latent,
+    )
     model.check_patch_shape(patch_size)
     return model

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from cellvae.errors import ConfigError, check_range
 from cellvae.models.base import VAE, VAEOutput
 from cellvae.models.blocks import ResBlock, conv, residual_scale, soft_clamp
+from cellvae.models.geometry import Factors, resolve_factors, total_factor
 from cellvae.models.latents import DiagonalGaussian
 from cellvae.models.likelihoods import Likelihood
 
@@ -20,9 +21,10 @@ LOGVAR_LIMIT = 10.0  # soft bound on latent log-variances: |logvar| < 10, i.e. s
 class FlatVAE(VAE):
     """Conv encoder → vector latent ``z ∈ R^D`` → conv decoder → likelihood parameters.
 
-    Each of the ``len(widths)`` encoder stages halves every spatial side with a stride-2
-    convolution and applies ``blocks_per_scale`` residual blocks; a linear layer maps the
-    flattened features to the posterior mean and log-variance. The decoder mirrors it with
+    Each of the ``len(widths)`` encoder stages downsamples with a strided convolution (stride 2
+    on every axis unless ``downsample`` says otherwise per axis) and applies
+    ``blocks_per_scale`` residual blocks; a linear layer maps the flattened features to the
+    posterior mean and log-variance. The decoder mirrors it with
     nearest upsampling + 3×3 convolutions. The patch shape is fixed by the linear layers.
 
     Parameters
@@ -34,13 +36,16 @@ class FlatVAE(VAE):
     likelihood : Likelihood
         Decoder distribution; the decoder outputs ``likelihood.out_channels`` channels.
     patch_size : sequence of int
-        Spatial patch shape, each side divisible by ``2 ** len(widths)``.
+        Spatial patch shape, each side divisible by its axis' total downsampling.
     latent_dim : int
         ``D``.
     widths : sequence of int
         Channels per stage, finest first.
     blocks_per_scale : int
         Residual blocks per stage.
+    downsample : per-level factors or None
+        One entry per stage (an int or ``ndim`` ints), see
+        :func:`cellvae.models.geometry.resolve_factors`; ``None`` = 2 on every axis.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class FlatVAE(VAE):
         latent_dim: int = 32,
         widths: tuple[int, ...] | list[int] = (32, 64, 128),
         blocks_per_scale: int = 1,
+        downsample: Factors | list | None = None,
     ) -> None:
         super().__init__()
         if ndim not in (2, 3):
@@ -62,20 +68,21 @@ class FlatVAE(VAE):
         self.ndim = ndim
         self.in_channels = in_channels
         self.likelihood = likelihood
-        self.downsampling = 2 ** len(widths)
+        self.factors = resolve_factors(downsample, ndim, len(widths))
+        self.downsampling = total_factor(self.factors, ndim)
         self.group_names = ["z"]
         self.patch_shape = None
         self.patch_shape = self.check_patch_shape(patch_size)
         self.latent_dim = latent_dim
         self.widths = tuple(widths)
-        self._bottom = tuple(s // self.downsampling for s in self.patch_shape)
+        self._bottom = tuple(s // d for s, d in zip(self.patch_shape, self.downsampling))
         n_feat = widths[-1] * math.prod(self._bottom)
         scale = residual_scale(len(widths) * blocks_per_scale)
 
         enc: list[nn.Module] = []
         prev = in_channels
-        for w in widths:
-            enc.append(conv(ndim, prev, w, 3, stride=2))
+        for w, factor in zip(widths, self.factors):
+            enc.append(conv(ndim, prev, w, 3, stride=factor))
             enc += [ResBlock(ndim, w, last_init=scale) for _ in range(blocks_per_scale)]
             prev = w
         self.encoder = nn.Sequential(*enc)
@@ -86,9 +93,10 @@ class FlatVAE(VAE):
         for i in reversed(range(len(widths))):
             out = widths[i - 1] if i > 0 else widths[0]
             dec += [ResBlock(ndim, widths[i], last_init=scale) for _ in range(blocks_per_scale)]
-            dec += [nn.Upsample(scale_factor=2, mode="nearest"), conv(ndim, widths[i], out, 3)]
+            up = nn.Upsample(scale_factor=tuple(float(f) for f in self.factors[i]), mode="nearest")
+            dec += [up, conv(ndim, widths[i], out, 3)]
         self.decoder = nn.Sequential(*dec)
-        self.to_params = conv(ndim, widths[0], likelihood.out_channels, 1)
+        self.to_params = likelihood.head(ndim, widths[0])
 
     def posterior(self, x: Tensor) -> DiagonalGaussian:
         """``q(z | x)`` with mean and log-variance ``(B, D)``."""

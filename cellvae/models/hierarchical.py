@@ -1,15 +1,23 @@
-"""A hierarchical VAE (vdvae-style ladder) with one latent group per scale.
+"""A hierarchical VAE (vdvae-style ladder): an optional global vector, then spatial groups.
 
-Bottom-up, a residual encoder produces features ``a_s`` at scales ``s = 0..S-1`` (scale ``s``
-has sides ``patch / 2**s``). Top-down, starting from a learned constant at the coarsest scale,
-each decoder stage forms
+Bottom-up, a residual encoder produces features ``a_s`` at scales ``s = 0..S-1`` (each scale
+downsamples the one before by its per-axis factors, e.g. ``(1, 2, 2)`` for a stack whose
+z-step is coarser than its pixels). Top-down, the decoder starts at the coarsest scale from a
+learned constant, plus, with a global latent, a projection of
 
-    prior      p(z_s | z_>s)    = N(mu_p, sigma_p)  from the decoder state h_s,
-    posterior  q(z_s | x, z_>s) = N(mu_q, sigma_q)  from [h_s, a_s]   (training / encoding),
+    global     q(g | x) = N(mu, sigma) from the pooled coarsest features,  p(g) = N(0, I),
 
-draws ``z_s`` and merges it into the state, ``h_s <- res(h_s + proj(z_s))``, then upsamples.
-The encoder reaches the decoder only through the ``z_s`` — no U-Net skips — so every bit of
-information is paid for in ``KL(q || p)`` and sampling from the prior needs no input.
+broadcast over space (added to the state at every scale), so one vector of tens of numbers
+describes the whole patch wherever the cell sits in it. Then each latent group (one or
+several per scale) forms
+
+    prior      p(z_i | z_<i)    = N(mu_p, sigma_p)  from the decoder state h,
+    posterior  q(z_i | x, z_<i) = N(mu_q, sigma_q)  from [h, a_s]   (training / encoding),
+
+draws ``z_i`` and merges it into the state, ``h <- res(h + proj(z_i))``; between scales the
+state is upsampled. The encoder reaches the decoder only through the latents — no U-Net
+skips — so every bit of information is paid for in ``KL(q || p)`` and sampling from the prior
+needs no input.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cellvae.errors import ConfigError, check_range
+from cellvae.errors import ConfigError, check_choice, check_range
 from cellvae.models.base import VAE, VAEOutput
 from cellvae.models.blocks import (
     Bottleneck,
@@ -31,10 +39,12 @@ from cellvae.models.blocks import (
     soft_clamp,
     upsample,
 )
+from cellvae.models.geometry import Factors, resolve_factors, total_factor
 from cellvae.models.latents import DiagonalGaussian
 from cellvae.models.likelihoods import Likelihood
 
 LOGVAR_LIMIT = 10.0  # soft bound on prior/posterior log-variances: |logvar| < 10
+FINEST_LATENT = ("full", "half")  # resolution of the finest latent group
 
 
 class TopDownStage(nn.Module):
@@ -94,8 +104,60 @@ class TopDownStage(nn.Module):
         return h, z, prior, post
 
 
+class GlobalLatent(nn.Module):
+    """A vector latent ``g`` ``(B, D)`` above the spatial hierarchy, with prior N(0, I).
+
+    Its posterior reads the coarsest encoder features averaged over space (so it does not
+    depend on where the cell sits in the patch); its draw enters the decoder as a per-scale
+    projection broadcast over space.
+
+    Parameters
+    ----------
+    dim : int
+        ``D``.
+    top_width : int
+        Channels of the coarsest encoder features.
+    widths : sequence of int
+        Decoder state channels per scale (finest first), one projection each.
+    z_scale : float
+        Initial scale of the projections (as for the spatial latents).
+    """
+
+    def __init__(self, dim: int, top_width: int, widths: tuple[int, ...], z_scale: float):
+        super().__init__()
+        self.dim = dim
+        self.posterior = nn.Sequential(
+            nn.Linear(top_width, top_width), nn.GELU(), nn.Linear(top_width, 2 * dim)
+        )
+        self.proj = nn.ModuleList(nn.Linear(dim, w) for w in widths)
+        with torch.no_grad():
+            for layer in self.proj:
+                layer.weight.mul_(z_scale)
+
+    def posterior_of(self, top_feature: Tensor) -> DiagonalGaussian:
+        """``q(g | x)`` from the coarsest features ``(B, w, *S)``, mean and logvar ``(B, D)``."""
+        pooled = F.gelu(top_feature).flatten(2).mean(2)
+        mean, logvar = self.posterior(pooled).chunk(2, dim=1)
+        return DiagonalGaussian(mean, soft_clamp(logvar, LOGVAR_LIMIT))
+
+    def broadcast(self, g: Tensor, scale: int, ndim: int) -> Tensor:
+        """Projection of ``g`` for ``scale``, ``(B, w_scale, 1, ...)``: broadcast over space."""
+        return self.proj[scale](g).reshape(g.shape[0], -1, *([1] * ndim))
+
+
+def _per_scale(name: str, value: int | tuple[int, ...] | list[int], n: int) -> tuple[int, ...]:
+    values = [value] * n if isinstance(value, int) else list(value)
+    if len(values) != n:
+        raise ConfigError(f"{name}: {values} needs one value per width ({n})")
+    for v in values:
+        check_range(name, v, 1)
+    return tuple(int(v) for v in values)
+
+
 class HierarchicalVAE(VAE):
-    """Ladder VAE with one spatial latent group per scale; fully convolutional.
+    """Ladder VAE: an optional global vector latent, then spatial groups at every scale.
+
+    Fully convolutional: any patch whose sides are multiples of ``downsampling`` works.
 
     Parameters
     ----------
@@ -106,17 +168,29 @@ class HierarchicalVAE(VAE):
     likelihood : Likelihood
         Decoder distribution.
     widths : sequence of int
-        State channels per scale, finest (full resolution) first; ``S = len(widths)`` scales,
-        total downsampling ``2 ** (S - 1)``.
+        State channels per scale, finest first; ``S = len(widths)`` scales.
     latent_channels : int or sequence of int
         Latent channels per scale (finest first), or one value for all.
     blocks_per_scale : int
-        Residual blocks per scale in the encoder and in the decoder.
+        Residual blocks per scale in the encoder, and per latent group in the decoder.
+    groups_per_scale : int or sequence of int
+        Latent groups per scale (finest first), or one value for all (vdvae stacks several).
+    global_dim : int
+        Size of the global vector latent; 0 = none (the top group is then spatial).
+    downsample : per-level factors or None
+        One entry per downsampling step (``S - 1``, plus one with ``finest_latent='half'``),
+        each an int or ``ndim`` ints; ``None`` = 2 on every axis.
+        See :func:`cellvae.models.geometry.resolve_factors`.
+    finest_latent : {"full", "half"}
+        Resolution of scale 0: the input's (``full``), or downsampled once by a strided stem
+        and upsampled back before the likelihood head (``half``, as HDN): about a quarter of
+        the finest scale's work in 2D.
 
     Notes
     -----
-    Group ``z{s}`` lives at ``1 / 2**s`` resolution; ``group_names`` lists the coarsest first,
-    the order of ``VAEOutput.kl``.
+    ``group_names`` lists the groups in decoding order, most global first: ``g`` (the global
+    latent), then ``z{s}`` for a scale with one group or ``z{s}_{j}`` (``j = 0, 1, ...`` in
+    decoding order) for a scale with several; it is the order of ``VAEOutput.kl``.
     """
 
     def __init__(
@@ -127,35 +201,47 @@ class HierarchicalVAE(VAE):
         widths: tuple[int, ...] | list[int] = (32, 64, 128),
         latent_channels: int | tuple[int, ...] | list[int] = (8, 8, 8),
         blocks_per_scale: int = 1,
+        groups_per_scale: int | tuple[int, ...] | list[int] = 1,
+        global_dim: int = 0,
+        downsample: Factors | list | None = None,
+        finest_latent: str = "full",
     ) -> None:
         super().__init__()
         if ndim not in (2, 3):
             raise ConfigError(f"ndim: {ndim!r} is not allowed; choose one of 2, 3")
         if not widths or any(w <= 0 for w in widths):
             raise ConfigError(f"widths: {list(widths)} must be a non-empty list of positive ints")
-        n = len(widths)
-        if isinstance(latent_channels, int):
-            latent_channels = [latent_channels] * n
-        if len(latent_channels) != n:
-            raise ConfigError(
-                f"latent_channels: {list(latent_channels)} needs one value per width ({n})"
-            )
-        for c in latent_channels:
-            check_range("latent_channels", c, 1)
         check_range("blocks_per_scale", blocks_per_scale, 1)
+        check_range("global_dim", global_dim, 0)
+        check_choice("finest_latent", finest_latent, FINEST_LATENT)
+        n = len(widths)
         self.ndim = ndim
         self.in_channels = in_channels
         self.likelihood = likelihood
-        self.widths = tuple(widths)
-        self.latent_channels = tuple(latent_channels)
-        self.downsampling = 2 ** (n - 1)
-        self.group_names = [f"z{s}" for s in reversed(range(n))]
+        self.widths = tuple(int(w) for w in widths)
+        self.latent_channels = _per_scale("latent_channels", latent_channels, n)
+        self.groups_per_scale = _per_scale("groups_per_scale", groups_per_scale, n)
+        self.global_dim = int(global_dim)
+        self.finest_latent = finest_latent
+        half = finest_latent == "half"
+        self.factors = resolve_factors(downsample, ndim, n - 1 + half)
+        self.downsampling = total_factor(self.factors, ndim)
+        #: factor from the input to scale 0, and from scale s - 1 to scale s (entry s)
+        self.stem_factor = self.factors[0] if half else (1,) * ndim
+        self.scale_factors = ((1,) * ndim, *self.factors[int(half) :])
+        #: the scale of each stage, stages stored finest first (decoding runs them reversed)
+        self.stage_scale = [s for s in range(n) for _ in range(self.groups_per_scale[s])]
+        names = []
+        for s in reversed(range(n)):
+            k = self.groups_per_scale[s]
+            names += [f"z{s}"] if k == 1 else [f"z{s}_{j}" for j in range(k)]
+        self.group_names = (["g"] if self.global_dim else []) + names
         self.patch_shape = None
 
         # Stabiliser: residual scaling — the last layer of each encoder branch starts scaled by
         # 1/sqrt(number of branches), so the activations' variance stays O(1) with depth.
         enc_scale = residual_scale(n * blocks_per_scale)
-        self.stem = conv(ndim, in_channels, widths[0], 3)
+        self.stem = conv(ndim, in_channels, widths[0], 3, stride=self.stem_factor)
         self.enc_blocks = nn.ModuleList(
             nn.Sequential(
                 *(ResBlock(ndim, w, last_init=enc_scale) for _ in range(blocks_per_scale))
@@ -164,17 +250,25 @@ class HierarchicalVAE(VAE):
         )
         self.enc_down = nn.ModuleList(conv(ndim, widths[s], widths[s + 1], 1) for s in range(n - 1))
 
-        # The latent projections are scaled the same way: S latents add into one state.
+        # The latent projections are scaled the same way: every latent adds into one state.
+        z_scale = residual_scale(len(self.group_names))
         self.top_state = nn.Parameter(torch.zeros(1, widths[-1], *([1] * ndim)))
+        if self.global_dim:
+            self.global_latent = GlobalLatent(self.global_dim, widths[-1], self.widths, z_scale)
         self.stages = nn.ModuleList(
-            TopDownStage(ndim, w, c, blocks_per_scale, residual_scale(n))
-            for w, c in zip(widths, latent_channels)
+            TopDownStage(ndim, widths[s], self.latent_channels[s], blocks_per_scale, z_scale)
+            for s in self.stage_scale
         )
         self.dec_up = nn.ModuleList(conv(ndim, widths[s], widths[s - 1], 1) for s in range(1, n))
-        self.to_params = conv(ndim, widths[0], likelihood.out_channels, 1)
+        if half:
+            # back to the input's resolution: upsample, mix, one residual block
+            self.head = nn.Sequential(
+                conv(ndim, widths[0], widths[0], 3), ResBlock(ndim, widths[0], last_init="zero")
+            )
+        self.to_params = likelihood.head(ndim, widths[0])
 
     def encode(self, x: Tensor) -> list[Tensor]:
-        """Bottom-up features, finest first: ``a_s`` is ``(B, widths[s], *patch / 2**s)``."""
+        """Bottom-up features, finest first: ``a_s`` is ``(B, widths[s], *scale-s sides)``."""
         self._check_input(x)
         h = self.stem(x)
         feats = []
@@ -182,11 +276,12 @@ class HierarchicalVAE(VAE):
             h = blocks(h)
             feats.append(h)
             if s < len(self.enc_down):
-                h = self.enc_down[s](avg_pool(h))
+                h = self.enc_down[s](avg_pool(h, self.scale_factors[s + 1]))
         return feats
 
     def _top_spatial(self, patch_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(s // self.downsampling for s in self.check_patch_shape(patch_shape))
+        shape = self.check_patch_shape(patch_shape)
+        return tuple(s // d for s, d in zip(shape, self.downsampling))
 
     def top_down(
         self,
@@ -197,7 +292,7 @@ class HierarchicalVAE(VAE):
         temperature: float = 1.0,
         use_mean: bool = False,
     ) -> tuple[Tensor, list[Tensor], list[DiagonalGaussian], list[DiagonalGaussian | None]]:
-        """Run the decoder from the coarsest scale down.
+        """Run the decoder from the most global group down.
 
         Parameters
         ----------
@@ -208,7 +303,7 @@ class HierarchicalVAE(VAE):
         patch_shape : tuple of int
             Spatial output shape.
         latents : list of (Tensor or None), optional
-            Per group (coarsest first), a latent that overrides the draw.
+            Per group (order of ``group_names``), a latent that overrides the draw.
         temperature : float
             Prior standard-deviation scale when sampling from the prior.
         use_mean : bool
@@ -217,21 +312,54 @@ class HierarchicalVAE(VAE):
         Returns
         -------
         params, z, priors, posteriors
-            ``params`` is ``(n, P*C, *patch_shape)``; the lists are coarsest first.
+            ``params`` is ``(n, P*C, *patch_shape)``; the lists follow ``group_names``.
         """
         top = self._top_spatial(patch_shape)
-        latents = latents if latents is not None else [None] * len(self.stages)
+        latents = list(latents) if latents is not None else [None] * len(self.group_names)
         h = self.top_state.expand(n, -1, *top)
         zs, priors, posts = [], [], []
-        for i, s in enumerate(reversed(range(len(self.stages)))):
+        g = None
+        if self.global_dim:
+            g, prior, post = self._global(feats, n, latents.pop(0), temperature, use_mean)
+            zs.append(g)
+            priors.append(prior)
+            posts.append(post)
+        scale = len(self.widths) - 1
+        if g is not None:
+            h = h + self.global_latent.broadcast(g, scale, self.ndim)
+        for i, latent in zip(reversed(range(len(self.stages))), latents):
+            s = self.stage_scale[i]
+            while s < scale:  # entering a finer scale
+                h = self.dec_up[scale - 1](upsample(h, self.scale_factors[scale]))
+                scale -= 1
+                if g is not None:
+                    h = h + self.global_latent.broadcast(g, scale, self.ndim)
             feature = feats[s] if feats is not None else None
-            h, z, prior, post = self.stages[s](h, feature, latents[i], temperature, use_mean)
+            h, z, prior, post = self.stages[i](h, feature, latent, temperature, use_mean)
             zs.append(z)
             priors.append(prior)
             posts.append(post)
-            if s > 0:
-                h = self.dec_up[s - 1](upsample(h))
+        if self.finest_latent == "half":
+            h = self.head(upsample(h, self.stem_factor))
         return self.to_params(F.gelu(h)), zs, priors, posts
+
+    def _global(
+        self,
+        feats: list[Tensor] | None,
+        n: int,
+        latent: Tensor | None,
+        temperature: float,
+        use_mean: bool,
+    ) -> tuple[Tensor, DiagonalGaussian, DiagonalGaussian | None]:
+        """Draw (or take) the global latent: ``(g, prior N(0, I), posterior or None)``."""
+        post = self.global_latent.posterior_of(feats[-1]) if feats is not None else None
+        if latent is not None:
+            g = latent
+        elif post is not None:
+            g = post.mean if use_mean else post.rsample()
+        else:
+            g = temperature * torch.randn(n, self.global_dim, device=self.top_state.device)
+        return g, DiagonalGaussian.standard_like(g), post
 
     def forward(self, x: Tensor) -> VAEOutput:
         feats = self.encode(x)
@@ -244,18 +372,28 @@ class HierarchicalVAE(VAE):
         return self.top_down(feats, x.shape[0], tuple(x.shape[2:]), use_mean=not sample)[0]
 
     def embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior ``(mean, logvar)`` of the most global group, each ``(B, D)``.
+
+        ``D`` is ``global_dim`` with a global latent; otherwise the flattened top spatial group.
+        """
         top = self.encode(x)[-1]
+        if self.global_dim:
+            post = self.global_latent.posterior_of(top)
+            return post.mean, post.logvar
         h = self.top_state.expand(x.shape[0], -1, *top.shape[2:])
         post = self.stages[-1](h, top, use_mean=True)[3]
         return post.mean.flatten(1), post.logvar.flatten(1)
 
     def decode_embedding(self, mean: Tensor, patch_shape: tuple[int, ...]) -> Tensor:
         top = self._top_spatial(patch_shape)
-        expected = self.latent_channels[-1] * math.prod(top)
+        if self.global_dim:
+            expected, shape = self.global_dim, (self.global_dim,)
+        else:
+            shape = (self.latent_channels[-1], *top)
+            expected = math.prod(shape)
         if mean.ndim != 2 or mean.shape[1] != expected:
             raise ValueError(f"embedding must be (B, {expected}) for {patch_shape}")
-        z_top = mean.reshape(mean.shape[0], self.latent_channels[-1], *top)
-        latents = [z_top] + [None] * (len(self.stages) - 1)
+        latents = [mean.reshape(mean.shape[0], *shape)] + [None] * (len(self.group_names) - 1)
         return self.top_down(None, mean.shape[0], patch_shape, latents, temperature=0.0)[0]
 
     def sample_params(

@@ -20,7 +20,8 @@ from cellvae.models.blocks import soft_floor
 
 LIKELIHOODS = ("gaussian", "bernoulli", "dlogistic", "dmol")
 SIGMA_MODES = ("fixed", "learned", "pixel")
-MIN_LOG_SCALE = -7.0
+#: default smallest scale (logistic ``s``, Gaussian ``σ``) as a fraction of the bin width
+MIN_SCALE_FRACTION = 0.1
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -31,11 +32,46 @@ def check_bits(bits: int) -> None:
     check_range("bits", bits, 1, 16)
 
 
+def default_min_log_scale(bits: int) -> float:
+    """Floor of the log-scale tied to the bit depth: ``log(MIN_SCALE_FRACTION · 2/(L-1))``.
+
+    A discretized logistic at this scale, centred on a level, puts ``tanh(1/(4·0.1)) = 0.987``
+    of its mass on that level (0.02 bits), at any bit depth. A fixed floor would cap the rate
+    instead: ``-7`` allows no better than ~2.9 bits/dim at 12 bits and ~6.9 at 16 bits.
+    """
+    check_bits(bits)
+    return math.log(MIN_SCALE_FRACTION * 2.0 / (2**bits - 1))
+
+
 def quantize(x: Tensor, bits: int) -> Tensor:
     """Snap values to the nearest of the ``2**bits`` levels ``2k/(L-1) - 1``, clamped to [-1, 1]."""
     top = 2**bits - 1
     k = torch.round((x.clamp(-1.0, 1.0) + 1.0) * (top / 2.0))
     return k * (2.0 / top) - 1.0
+
+
+class Float32Conv2d(nn.Conv2d):
+    """``Conv2d`` computed in float32 under autocast (input cast up, autocast off)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+class Float32Conv3d(nn.Conv3d):
+    """``Conv3d`` computed in float32 under autocast (input cast up, autocast off)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+def _floor(min_log_scale: float | None, bits: int) -> float:
+    if min_log_scale is None:
+        return default_min_log_scale(bits)
+    if not math.isfinite(min_log_scale):
+        raise ConfigError(f"min_log_scale: {min_log_scale!r} must be a finite number or null")
+    return float(min_log_scale)
 
 
 class Likelihood(nn.Module):
@@ -70,6 +106,13 @@ class Likelihood(nn.Module):
     def out_channels(self) -> int:
         """Decoder output channels ``P * C``."""
         return self.params_per_channel * self.channels
+
+    def head(self, ndim: int, in_channels: int) -> nn.Module:
+        """The decoder's last layer: a 1×1 convolution to the ``P * C`` parameters that runs in
+        float32 even under autocast (bf16 means are off by up to half an 8-bit bin near ±1,
+        which cost +0.03 to +0.13 bits/dim)."""
+        cls = {2: Float32Conv2d, 3: Float32Conv3d}[ndim]
+        return cls(in_channels, self.out_channels, 1)
 
     def split(self, params: Tensor) -> Tensor:
         """``(B, P*C, *S) -> (B, P, C, *S)``."""
@@ -108,14 +151,14 @@ class Gaussian(Likelihood):
         bits: int = 8,
         sigma_mode: str = "fixed",
         sigma: float = 0.1,
-        min_log_scale: float = MIN_LOG_SCALE,
+        min_log_scale: float | None = None,
     ) -> None:
         super().__init__(channels, bits)
         check_choice("sigma_mode", sigma_mode, SIGMA_MODES)
         if not sigma > 0:
             raise ConfigError(f"sigma: {sigma!r} must be > 0")
         self.sigma_mode = sigma_mode
-        self.min_log_scale = float(min_log_scale)
+        self.min_log_scale = _floor(min_log_scale, self.bits)
         self.params_per_channel = 2 if sigma_mode == "pixel" else 1
         log_sigma = torch.full((channels,), math.log(sigma))
         if sigma_mode == "learned":
@@ -199,7 +242,8 @@ class DiscretizedLogisticMixture(Likelihood):
     """Mixture of ``K`` discretized logistics per pixel, channels independent.
 
     Parameters per channel: ``K`` mixture logits (only if ``K > 1``), ``K`` means and ``K``
-    log-scales, softly floored at ``min_log_scale``. ``K = 1`` is the single discretized
+    log-scales, softly floored at ``min_log_scale`` (``None``: :func:`default_min_log_scale`
+    of ``bits``). ``K = 1`` is the single discretized
     logistic (``P = 2``).
     """
 
@@ -210,12 +254,12 @@ class DiscretizedLogisticMixture(Likelihood):
         channels: int,
         bits: int = 8,
         n_mixtures: int = 5,
-        min_log_scale: float = MIN_LOG_SCALE,
+        min_log_scale: float | None = None,
     ) -> None:
         super().__init__(channels, bits)
         check_range("n_mixtures", n_mixtures, 1)
         self.n_mixtures = int(n_mixtures)
-        self.min_log_scale = float(min_log_scale)
+        self.min_log_scale = _floor(min_log_scale, self.bits)
         self.params_per_channel = 2 * self.n_mixtures + (self.n_mixtures > 1) * self.n_mixtures
 
     def components(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -264,12 +308,13 @@ def make_likelihood(
     n_mixtures: int = 5,
     sigma_mode: str = "fixed",
     sigma: float = 0.1,
-    min_log_scale: float = MIN_LOG_SCALE,
+    min_log_scale: float | None = None,
 ) -> Likelihood:
     """Build a likelihood by name: ``gaussian``, ``bernoulli``, ``dlogistic`` or ``dmol``.
 
-    Raises :class:`ConfigError` naming ``likelihood``, ``bits``, ``sigma_mode`` or
-    ``n_mixtures`` for bad values.
+    ``min_log_scale`` floors the log-scale (``None``: :func:`default_min_log_scale` of
+    ``bits``). Raises :class:`ConfigError` naming ``likelihood``, ``bits``, ``sigma_mode``,
+    ``n_mixtures`` or ``min_log_scale`` for bad values.
     """
     check_choice("likelihood", name, LIKELIHOODS)
     check_bits(bits)

@@ -13,14 +13,37 @@ from torch import nn
 from cellvae.errors import CellvaeError
 
 
+def _reason(err: BaseException) -> str:
+    """The first line of an error, without any advice to load with ``weights_only=False``."""
+    lines = [ln for ln in str(err).strip().splitlines() if "weights_only" not in ln]
+    return lines[0].strip() if lines else "unreadable"
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """Refuse (one line) a ``--ckpt_path`` that is not a readable Lightning checkpoint."""
+    _read(Path(path), "cpu")
+
+
 def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     if not path.is_file():
         raise CellvaeError(f"{path}: checkpoint not found")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CellvaeError(f"{path}: not a readable checkpoint ({first})") from None
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err):
+            # PyTorch's message suggests weights_only=False, which would run code from the
+            # file: never pass that advice on
+            raise CellvaeError(
+                f"{path}: not a cellvae checkpoint (it holds Python objects other than "
+                "weights, which are not loaded for safety)"
+            ) from None
+        raise CellvaeError(
+            f"{path}: not a readable checkpoint (not a PyTorch file, or a damaged one)"
+        ) from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CellvaeError(
+            f"{path}: not a readable checkpoint ({type(err).__name__}: {_reason(err)})"
+        ) from None
     if not isinstance(ckpt, dict):
         raise CellvaeError(f"{path}: not a Lightning checkpoint")
     return ckpt

@@ -16,16 +16,27 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from cellvae.errors import CellvaeError, ConfigError, check_choice, check_range
-from cellvae.metrics.likelihood import activity_from_moments, bits_per_dim, iwae_bound
+from cellvae.metrics.likelihood import (
+    activity_from_moments,
+    bits_per_dim,
+    iwae_bound,
+    unit_moments,
+)
 from cellvae.models.factory import ARCHS
 from cellvae.models.likelihoods import LIKELIHOODS
 from cellvae.training.images import image_grid, log_image_grid
 from cellvae.training.objective import elbo_terms, importance_log_weights
-from cellvae.training.schedules import beta_at, lr_warmup_factor, validate_beta_schedule
+from cellvae.training.schedules import (
+    beta_at,
+    lr_factor,
+    validate_beta_schedule,
+    validate_lr_schedule,
+)
 
 #: hyper-parameters handed to :func:`cellvae.models.build_model`.
 MODEL_KEYS = (
@@ -43,6 +54,17 @@ MODEL_KEYS = (
     "sigma_mode",
     "sigma",
 )
+
+#: model hyper-parameters added later, with the value that rebuilds a checkpoint saved before
+#: they existed (the old architecture); the presets opt in to the new ones.
+LATER_MODEL_KEYS = {
+    "groups_per_scale": 1,
+    "global_dim": 0,
+    "downsample": "auto",
+    "voxel_size": None,
+    "finest_latent": "full",
+    "min_log_scale": -7.0,
+}
 
 
 def patch_shape(patch_size: int | Sequence[int], ndim: int) -> tuple[int, ...]:
@@ -71,6 +93,11 @@ def validate_model_config(hparams: Mapping[str, Any]) -> None:
     shape = patch_shape(hparams["patch_size"], hparams["ndim"])
     if min(shape) < 1:
         raise ConfigError(f"model.patch_size: {list(shape)} must be positive")
+    groups = hparams.get("groups_per_scale", 1)
+    for g in [groups] if isinstance(groups, int) else groups:
+        check_range("model.groups_per_scale", g, 1)
+    check_range("model.global_dim", hparams.get("global_dim", 0), 0)
+    check_choice("model.finest_latent", hparams.get("finest_latent", "full"), ("full", "half"))
 
 
 def build_vae(hparams: Mapping[str, Any]) -> nn.Module:
@@ -79,18 +106,25 @@ def build_vae(hparams: Mapping[str, Any]) -> nn.Module:
 
     validate_model_config(hparams)
     kwargs = {key: hparams[key] for key in MODEL_KEYS}
+    kwargs |= {key: hparams.get(key, default) for key, default in LATER_MODEL_KEYS.items()}
     kwargs["patch_size"] = patch_shape(hparams["patch_size"], hparams["ndim"])
     try:
         vae = build_model(**kwargs)
     except ConfigError as err:
         raise ConfigError(f"model.{err}") from None
-    ds = int(vae.downsampling)
-    if any(side % ds for side in kwargs["patch_size"]):
+    ds = vae.downsampling
+    ds = (ds,) * len(kwargs["patch_size"]) if isinstance(ds, int) else tuple(ds)
+    if any(side % d for side, d in zip(kwargs["patch_size"], ds)):
+        shown = ds[0] if len(set(ds)) == 1 else list(ds)
         raise ConfigError(
             f"model.patch_size: {list(kwargs['patch_size'])} is not divisible by the total "
-            f"downsampling {ds} of the model; allowed: multiples of {ds}"
+            f"downsampling {shown} of the model; allowed: multiples of {shown}"
         )
     return vae
+
+
+def _channels_last(ndim: int) -> torch.memory_format:
+    return torch.channels_last if ndim == 2 else torch.channels_last_3d
 
 
 def _images(batch: Any) -> Tensor:
@@ -122,16 +156,37 @@ class VAEModule(L.LightningModule):
     latent_dim, widths, latent_channels, blocks_per_scale
         Network size: vector latent size (flat), channels per scale, latent channels per
         scale (hierarchical), residual blocks per scale; see :func:`cellvae.models.build_model`.
+    groups_per_scale, global_dim, finest_latent
+        Hierarchical model: latent groups per scale, size of the global vector latent (0 =
+        none; ``cellvae embed`` then gives the top spatial group) and resolution of the finest
+        latent group (``full`` or ``half``).
+    downsample, voxel_size
+        Per-level, per-axis downsampling factors, or ``"auto"``: Y/X only until the voxels
+        are near isotropic, from ``voxel_size`` (linked from the data in the CLI; ``None`` =
+        isotropic). The resolved factors are what the checkpoint stores.
     n_mixtures : int
         Mixture components of ``dmol``.
     sigma_mode, sigma : str, float
         Gaussian σ: ``fixed`` (at ``sigma``), ``learned`` (one global σ) or ``pixel``.
+    min_log_scale : float or None
+        Soft floor of predicted log-scales (``dlogistic``, ``dmol``, Gaussian ``pixel``), in
+        model units; ``None`` ties it to ``bits``: a tenth of the bin width ``2 / (2**bits - 1)``.
     beta, beta_schedule, beta_warmup_steps, beta_cycle_steps, beta_cycle_ratio
         KL weight and its schedule (``constant``, ``linear`` warm-up or ``cyclical``).
     free_bits : float
         Free nats per latent group and image (0 = off).
     lr, weight_decay, lr_warmup_steps
         AdamW learning rate, decoupled weight decay and linear warm-up length (steps).
+    lr_schedule, lr_decay_steps, lr_decay_factor
+        Learning rate after the warm-up: ``constant`` (default), ``cosine`` (down to
+        ``lr_decay_factor`` times ``lr`` over ``lr_decay_steps``) or ``step`` (times
+        ``lr_decay_factor`` every ``lr_decay_steps``); see :func:`~.schedules.lr_factor`.
+    channels_last : bool
+        Channels-last memory format for the network and its inputs (faster convolutions on
+        tensor-core GPUs; the same numbers). Off by default.
+    compile : bool
+        Train through ``torch.compile(model)`` (first steps compile; needs a C++ compiler on
+        CPU). Validation and checkpoints use the plain module. Off by default.
     grad_clip : float
         Clip the gradient norm to this value (0 = no clipping).
     skip_grad_norm, skip_loss : float or None
@@ -148,7 +203,10 @@ class VAEModule(L.LightningModule):
         Validation batches that get the IWAE bound (``None`` = all, so that it and the ELBO
         are scored on the same patches).
     active_threshold : float
-        A latent unit is active if ``Var_x E_q[z]`` over the validation set exceeds this.
+        A latent unit is active if the variance of its posterior mean over the validation set
+        exceeds this. A unit is one entry of a vector latent or one channel of a spatial
+        latent, pooled over positions (:func:`cellvae.metrics.likelihood.unit_moments`).
+        Validation warns when no unit of any group is active (posterior collapse).
     grid_images : int
         Images per row in the validation image grid (0 = no grid).
     """
@@ -168,6 +226,7 @@ class VAEModule(L.LightningModule):
         n_mixtures: int = 5,
         sigma_mode: str = "learned",
         sigma: float = 0.1,
+        min_log_scale: float | None = None,
         beta: float = 1.0,
         beta_schedule: str = "constant",
         beta_warmup_steps: int = 0,
@@ -177,6 +236,11 @@ class VAEModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_warmup_steps: int = 50,
+        lr_schedule: str = "constant",
+        lr_decay_steps: int = 10000,
+        lr_decay_factor: float = 0.1,
+        channels_last: bool = False,
+        compile: bool = False,
         grad_clip: float = 200.0,
         skip_grad_norm: float | None = 1e4,
         skip_loss: float | None = None,
@@ -186,6 +250,11 @@ class VAEModule(L.LightningModule):
         iwae_batches: int | None = None,
         active_threshold: float = 0.01,
         grid_images: int = 8,
+        groups_per_scale: int | Sequence[int] = 1,
+        global_dim: int = 0,
+        downsample: str | list[int | list[int]] = "auto",
+        voxel_size: list[float] | None = None,
+        finest_latent: str = "full",
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
@@ -196,6 +265,7 @@ class VAEModule(L.LightningModule):
         validate_beta_schedule(
             beta_schedule, beta, beta_warmup_steps, beta_cycle_steps, beta_cycle_ratio
         )
+        validate_lr_schedule(lr_schedule, lr_decay_steps, lr_decay_factor)
         check_range("model.free_bits", free_bits, 0.0)
         check_range("model.lr", lr, 0.0)
         check_range("model.iwae_samples", iwae_samples, 0)
@@ -203,6 +273,13 @@ class VAEModule(L.LightningModule):
             check_range("model.ema_decay", ema_decay, 0.0, 1.0)
         self.automatic_optimization = False
         self.model = build_vae(self.hparams)
+        self.hparams.downsample = [list(level) for level in self.model.factors]
+        if channels_last:
+            self.model.to(memory_format=_channels_last(ndim))
+        # kept out of the module tree, so the checkpoint holds the weights once
+        self._train_forward: list[nn.Module] = [
+            torch.compile(self.model) if compile else self.model
+        ]
         self.patch_shape = patch_shape(patch_size, ndim)
         self.ema: AveragedModel | None = None
         if ema_decay is not None:
@@ -235,33 +312,48 @@ class VAEModule(L.LightningModule):
         )
 
     def configure_optimizers(self):
-        """AdamW with a linear learning-rate warm-up, stepped once per applied update."""
+        """AdamW with learning-rate warm-up and decay, stepped once per applied update."""
         hp = self.hparams
         opt = torch.optim.AdamW(self.model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        warmup = int(hp.lr_warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_warmup_factor(s, warmup))
+        args = (int(hp.lr_warmup_steps), hp.lr_schedule, hp.lr_decay_steps, hp.lr_decay_factor)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, *args))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """One update; skipped (and counted) if the loss or gradient norm is bad."""
+        """One update; skipped (and counted) if the loss or gradient norm is bad.
+
+        Under fp16 mixed precision the gradients are scaled by the GradScaler's factor ``S``;
+        the norm is measured and clipped on the scaled gradients against ``S`` times the limits
+        (the same test as on unscaled gradients, without unscaling twice: Lightning unscales in
+        ``opt.step()``). A skipped update still reports its overflow to the scaler, which then
+        lowers ``S``: an fp16 run starts with a few skipped updates, then trains.
+        """
         hp = self.hparams
         opt = self.optimizers()
-        x = _images(batch)
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        x = self._input(_images(batch))
         beta = self.beta_now()
-        terms = elbo_terms(self.model, x, beta, hp.free_bits)
+        terms = elbo_terms(self._train_forward[0], x, beta, hp.free_bits)
         opt.zero_grad(set_to_none=True)
         # backward on every rank, even for a bad loss: DDP needs all ranks in the all-reduce
         self.manual_backward(terms.loss)
-        max_norm = hp.grad_clip if hp.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        scale = float(scaler.get_scale()) if scaler is not None else 1.0
+        max_norm = hp.grad_clip * scale if hp.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm) / scale
         loss = terms.loss.detach()
-        bad = not (torch.isfinite(loss) and torch.isfinite(grad_norm))
-        bad = bad or (hp.skip_loss is not None and float(loss) > hp.skip_loss)
-        bad = bad or (hp.skip_grad_norm is not None and float(grad_norm) > hp.skip_grad_norm)
-        flag = torch.tensor(float(bad), device=loss.device)
+        checks = [~torch.isfinite(loss), ~torch.isfinite(grad_norm)]
+        if hp.skip_loss is not None:
+            checks.append(loss > hp.skip_loss)
+        if hp.skip_grad_norm is not None:
+            checks.append(grad_norm > hp.skip_grad_norm)
+        flag = torch.stack(checks).any().float()
+        # one host sync per step: the decision, agreed by all ranks
         bad = bool(self.trainer.strategy.reduce(flag, reduce_op="max") > 0)
         if bad:
+            if scaler is not None:
+                scaler.unscale_(opt.optimizer)  # records the overflow ...
+                scaler.update()  # ... so the scale backs off
             opt.zero_grad(set_to_none=True)
             self.skipped_updates += 1
             self._consecutive_skips += 1
@@ -308,8 +400,7 @@ class VAEModule(L.LightningModule):
 
     # ---------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        self._moments: list[list[Tensor]] | None = None
-        self._count = 0
+        self._moments: list[list] | None = None  # per group: [Σ μ, Σ μ², items]
         self._grid_batch: Tensor | None = None
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -323,8 +414,15 @@ class VAEModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.on_validation_epoch_start()
 
+    def _input(self, x: Tensor) -> Tensor:
+        """The batch in the network's memory format."""
+        if self.hparams.channels_last:
+            return x.contiguous(memory_format=_channels_last(x.ndim - 2))
+        return x
+
     def _evaluate(self, x: Tensor, batch_idx: int, stage: str) -> None:
         hp = self.hparams
+        x = self._input(x)
         vae = self.eval_model
         terms = elbo_terms(vae, x, beta=1.0)
         logs = {f"{stage}/{k}": v for k, v in terms.per_dim(vae.likelihood).items()}
@@ -342,39 +440,51 @@ class VAEModule(L.LightningModule):
             self._grid_batch = x[: hp.grid_images]
 
     def _accumulate_means(self, posteriors) -> None:
-        means = [p.mean.detach().float().flatten(1) for p in posteriors]
+        moments = [unit_moments(p.mean) for p in posteriors]
         if self._moments is None:
-            self._moments = [[torch.zeros_like(m[0]), torch.zeros_like(m[0])] for m in means]
-        for acc, m in zip(self._moments, means):
-            acc[0] += m.sum(0)
-            acc[1] += (m**2).sum(0)
-        self._count += means[0].shape[0]
+            self._moments = [[torch.zeros_like(s), torch.zeros_like(s), 0] for s, _, _ in moments]
+        for acc, (s, sq, n) in zip(self._moments, moments):
+            acc[0] += s
+            acc[1] += sq
+            acc[2] += n
 
-    def _log_active_units(self, stage: str) -> None:
+    def _log_active_units(self, stage: str) -> int | None:
+        """Log active units per group and in total; returns the total (``None``: no data)."""
         if self._moments is None:
-            return
+            return None
         strategy = self.trainer.strategy
-        count = float(strategy.reduce(torch.tensor(float(self._count)), reduce_op="sum"))
         total_active = 0
-        for name, (s, sq) in zip(self.eval_model.group_names, self._moments):
+        for name, (s, sq, n) in zip(self.eval_model.group_names, self._moments):
             s = strategy.reduce(s, reduce_op="sum")
             sq = strategy.reduce(sq, reduce_op="sum")
+            count = float(strategy.reduce(torch.tensor(float(n)), reduce_op="sum"))
             activity = activity_from_moments(s, sq, max(int(count), 1))
             active = int((activity > self.hparams.active_threshold).sum())
             total_active += active
             self.log(f"{stage}/active_units/{name}", float(active), sync_dist=True)
         # already summed over ranks; sync_dist only averages identical values
         self.log(f"{stage}/active_units", float(total_active), sync_dist=True)
+        return total_active
+
+    def _warn_on_collapse(self, total_active: int | None) -> None:
+        if total_active != 0 or self.trainer.sanity_checking:
+            return
+        rank_zero_warn(
+            f"posterior collapse at step {self.global_step}: no latent unit is active (the "
+            f"variance of every posterior mean is <= model.active_threshold = "
+            f"{self.hparams.active_threshold}), so the decoder ignores the latents; lower "
+            "model.beta, set model.free_bits or warm up the KL (model.beta_schedule: linear)"
+        )
 
     def on_validation_epoch_end(self) -> None:
-        self._log_active_units("val")
+        self._warn_on_collapse(self._log_active_units("val"))
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
         if self.hparams.grid_images > 0 and self._grid_batch is not None:
             log_image_grid(self.trainer, self._image_grid(self._grid_batch))
 
     def on_test_epoch_end(self) -> None:
-        self._log_active_units("test")
+        self._warn_on_collapse(self._log_active_units("test"))
 
     @torch.no_grad()
     def _image_grid(self, x: Tensor):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from cellvae.metrics.likelihood import bits_per_dim
+from cellvae.metrics.likelihood import bits_per_dim, dequantize
 
 
 @dataclass
@@ -60,9 +60,19 @@ class ElboTerms:
 
 
 def log_likelihood(vae: nn.Module, params: Tensor, x: Tensor) -> Tensor:
-    """``log p(x|z)`` summed per image, ``(B,)`` nats, computed in float32 even under autocast."""
+    """``log p(x|z)`` summed per image, ``(B,)`` nats, computed in float32 even under autocast.
+
+    A continuous likelihood (a density) is scored on uniformly dequantized data, ``x`` plus
+    noise of one bin width (:func:`~cellvae.metrics.likelihood.dequantize`), so that its
+    bits/dim (with the bin-width offset) is an upper bound on the discrete data's, in
+    expectation, and comparable with a discretized likelihood's.
+    """
+    likelihood = vae.likelihood
     with torch.autocast(device_type=x.device.type, enabled=False):
-        return vae.likelihood.log_prob(params.float(), x.float()).flatten(1).sum(1)
+        x = x.float()
+        if not likelihood.discrete:
+            x = dequantize(x, likelihood.bin_width)
+        return likelihood.log_prob(params.float(), x).flatten(1).sum(1)
 
 
 def elbo_terms(vae: nn.Module, x: Tensor, beta: float, free_nats: float = 0.0) -> ElboTerms:
@@ -88,12 +98,27 @@ def elbo_terms(vae: nn.Module, x: Tensor, beta: float, free_nats: float = 0.0) -
 def importance_log_weights(vae: nn.Module, x: Tensor, k: int) -> Tensor | None:
     """``log p(x|z_k) + log p(z_k) - log q(z_k|x)`` for ``k`` posterior draws, ``(k, B)`` nats.
 
-    The prior of each group comes from ``VAEOutput.priors`` when the model provides it; a
-    single-group model without it has the standard normal prior. Returns ``None`` for a
-    multi-group model whose output carries no priors (the bound cannot be formed).
+    The encoder runs once: a hierarchical model (``encode`` + ``top_down``) runs its top-down
+    pass on the features repeated ``k`` times, one batch of ``k·B``; a flat model
+    (``posterior`` + ``decode``) draws ``k`` latents from one posterior and decodes them in one
+    batch. Each group's prior is the model's own ``p(z_l | z_>l)`` (``N(0, I)`` for the flat
+    model). Any other model is run ``k`` times; it returns ``None`` if its output has several
+    groups but no priors (the bound cannot be formed).
     """
     from cellvae.models.latents import DiagonalGaussian
 
+    b, spatial = x.shape[0], tuple(x.shape[2:])
+    x_k = x.repeat(k, *([1] * (x.ndim - 1)))
+    if hasattr(vae, "encode") and hasattr(vae, "top_down"):
+        feats = [f.repeat(k, *([1] * (f.ndim - 1))) for f in vae.encode(x)]
+        params, zs, priors, posts = vae.top_down(feats, k * b, spatial)
+        return _log_weights(vae, params, x_k, zs, priors, posts).reshape(k, b)
+    if hasattr(vae, "posterior") and hasattr(vae, "decode"):
+        q = vae.posterior(x)
+        q = DiagonalGaussian(q.mean.repeat(k, 1), q.logvar.repeat(k, 1))
+        z = q.rsample()
+        prior = DiagonalGaussian.standard_like(z)
+        return _log_weights(vae, vae.decode(z), x_k, [z], [prior], [q]).reshape(k, b)
     rows = []
     for _ in range(k):
         out = vae(x)
@@ -102,11 +127,15 @@ def importance_log_weights(vae: nn.Module, x: Tensor, k: int) -> Tensor | None:
             if len(out.z) != 1:
                 return None
             priors = [DiagonalGaussian.standard_like(out.z[0].float())]
-        log_w = log_likelihood(vae, out.params, x)
-        for post, prior, z in zip(out.posteriors, priors, out.z):
-            z = z.float()
-            log_q = post.log_prob(z).float().flatten(1).sum(1)
-            log_p = prior.log_prob(z).float().flatten(1).sum(1)
-            log_w = log_w + log_p - log_q
-        rows.append(log_w)
+        rows.append(_log_weights(vae, out.params, x, out.z, priors, out.posteriors))
     return torch.stack(rows)
+
+
+def _log_weights(vae: nn.Module, params: Tensor, x: Tensor, zs, priors, posteriors) -> Tensor:
+    """``log p(x|z) + Σ_l [log p(z_l | z_>l) - log q(z_l | x, z_>l)]`` per image, ``(B,)``."""
+    log_w = log_likelihood(vae, params, x)
+    for post, prior, z in zip(posteriors, priors, zs):
+        log_q = post.log_prob(z).flatten(1).sum(1)
+        log_p = prior.log_prob(z).flatten(1).sum(1)
+        log_w = log_w + log_p - log_q
+    return log_w

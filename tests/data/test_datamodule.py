@@ -48,6 +48,19 @@ def test_train_and_val_patches_never_overlap(volume_3d):
     assert train.min() >= -1 and train.max() <= 1
 
 
+def test_bits_null_on_16_bit_data_fit_the_levels_to_the_raw_range(make_volume, rng):
+    # a 16-bit camera image using 1000 and 3000 counts in its two channels
+    narrow = rng.integers(100, 1100, size=(48, 48))
+    wide = rng.integers(100, 3100, size=(48, 48))
+    path = make_volume(np.stack([narrow, wide]).astype(np.uint16), "cyx")
+    dm = CellDataModule([path], [16, 16], bits=None, val_fraction=0.0)
+    assert dm.bits == 12  # 3000 counts need 12 bits; the old default took 16
+    assert CellDataModule([path], [16, 16], bits=None, channels=[0], val_fraction=0.0).bits == 10
+    patch = next(iter(dm.train_dataloader()))
+    levels = (patch + 1) * (2**12 - 1) / 2  # inputs sit on the 12-bit grid
+    assert torch.allclose(levels, levels.round(), atol=1e-2)
+
+
 def test_in_channels_and_bits_come_from_metadata(image_2d):
     dm = CellDataModule([image_2d], [16, 16], bits=None, val_fraction=0.0)
     assert dm.in_channels == 2 and dm.bits == 8

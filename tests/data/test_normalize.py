@@ -75,7 +75,22 @@ def test_from_stats_reads_percentiles_and_bit_depth():
     data = np.arange(1001, dtype=np.uint16).reshape(1, 7, 143)
     stats = image_stats(data, "cyx")
     q = Quantizer.from_stats(stats, channel=0, low_pct=1, high_pct=99, bits=None)
-    assert (q.lo, q.hi, q.bits) == (10.0, 990.0, 16)
+    # 981 raw values in [10, 990] get 2**10 levels, not a comb of 2**16 (the uint16 depth)
+    assert (q.lo, q.hi, q.bits) == (10.0, 990.0, 10)
+    assert Quantizer.from_stats(stats, 0, 1, 99, bits=16).bits == 16  # explicit bits win
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "data_bits", "expected"),
+    [(100, 3100, 16, 12), (0, 4095, 12, 12), (0, 4095, 16, 12), (5, 5, 16, 1), (0, 1e6, 16, 16)],
+)
+def test_range_bits_give_each_raw_value_a_level(lo, hi, data_bits, expected):
+    from cellvae.data.normalize import range_bits
+
+    assert range_bits({"bits": data_bits}, lo, hi) == expected
+    levels = Quantizer(lo, hi, expected).levels(np.arange(lo, min(hi, lo + 5000) + 1))
+    if hi > lo and hi - lo < 2**16:
+        assert len(np.unique(levels)) == len(levels)  # no two raw values share a level
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ def test_shapes_and_kl(ndim: int, patch: tuple[int, ...]) -> None:
     x = torch.rand(3, 2, *patch) * 2 - 1
     out = model(x)
     assert out.params.shape == (3, 2 * 6, *patch)
-    assert model.downsampling == 4 and model.patch_shape == patch
+    assert model.downsampling == (4,) * ndim and model.patch_shape == patch
     assert model.group_names == ["z"] and len(out.kl) == 1
     (kl,), (q,) = out.kl, out.posteriors
     assert kl.shape == (3, 6) and out.z[0].shape == (3, 6)

@@ -24,7 +24,7 @@ def test_shapes_and_kl_per_group(ndim: int, patch: tuple[int, ...]) -> None:
     model = _model(ndim, channels=2)
     x = torch.rand(2, 2, *patch) * 2 - 1
     out = model(x)
-    assert model.downsampling == 4 and model.patch_shape is None
+    assert model.downsampling == (4,) * ndim and model.patch_shape is None
     assert model.group_names == ["z2", "z1", "z0"]
     assert out.params.shape == (2, 4, *patch)
     for s, kl, q, p, z in zip((2, 1, 0), out.kl, out.posteriors, out.priors, out.z):

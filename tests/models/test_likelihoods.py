@@ -69,7 +69,8 @@ def test_gaussian_log_likelihood_matches_closed_form() -> None:
     mu, raw = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
     pixel = make_likelihood("gaussian", channels=3, sigma_mode="pixel")
     lp = pixel.log_prob(torch.cat([mu, raw], dim=1), x)
-    log_sigma = -7.0 + torch.nn.functional.softplus(raw + 7.0)
+    floor = math.log(0.1 * 2 / 255)  # a tenth of the 8-bit bin width
+    log_sigma = floor + torch.nn.functional.softplus(raw - floor)
     torch.testing.assert_close(lp, Normal(mu, torch.exp(log_sigma)).log_prob(x))
 
     fixed = make_likelihood("gaussian", channels=3, sigma_mode="fixed", sigma=0.2)
@@ -120,12 +121,35 @@ def test_tiny_bin_mass_uses_the_density_fallback() -> None:
 
 
 def test_sharp_logistic_puts_all_mass_on_the_level() -> None:
-    lik = make_likelihood("dlogistic", channels=1, bits=16)
+    lik = make_likelihood("dlogistic", channels=1, bits=16, min_log_scale=-7.0)
     level = 2 * 1234 / 65535 - 1
     lp = lik.log_prob(torch.tensor([[level, -7.0]]), torch.tensor([[level]]))
     # bin half-width 1.5e-5 vs scale 9e-4: mass = tanh(h / 2s) ≈ h / 2s, closed form
     h, s = 1 / 65535, math.exp(-7.0 + math.log1p(math.exp(-7.0 + 7.0)))
     assert lp.item() == pytest.approx(math.log(math.tanh(h / (2 * s))), rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["dlogistic", "dmol", "gaussian"])
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_default_scale_floor_follows_the_bit_depth(name: str, bits: int) -> None:
+    """At its floor a logistic on the level costs ~0 bits at any depth (a fixed -7 floor
+    costs 0.04 bits at 8 bits, 2.9 at 12 and 6.9 at 16); the Gaussian floor is as far down."""
+    lik = make_likelihood(name, channels=1, bits=bits, n_mixtures=1, sigma_mode="pixel")
+    assert lik.min_log_scale == pytest.approx(math.log(0.1 * lik.bin_width))
+    level = 2 * 100 / (2**bits - 1) - 1
+    if name == "gaussian":
+        return
+    lp = lik.log_prob(torch.tensor([[level, -60.0]]), torch.tensor([[level]]))
+    assert -lp.item() / math.log(2) < 0.02
+
+
+def test_scale_floor_is_configurable() -> None:
+    lik = make_likelihood("dlogistic", channels=1, bits=16, min_log_scale=-7.0)
+    level = 2 * 100 / 65535 - 1
+    lp = lik.log_prob(torch.tensor([[level, -60.0]]), torch.tensor([[level]]))
+    assert -lp.item() / math.log(2) == pytest.approx(6.90, abs=0.01)  # the old cap
+    with pytest.raises(ConfigError, match="min_log_scale"):
+        make_likelihood("dmol", channels=1, min_log_scale=float("nan"))
 
 
 @pytest.mark.parametrize("name", ["dlogistic", "dmol", "bernoulli"])

@@ -159,6 +159,7 @@ class _RecordLossDtype(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if batch_idx == 0:
             with trainer.precision_plugin.forward_context():
+                self.features_dtype = module.model.encode(batch)[0].dtype
                 self.params_dtype = module.model(batch).params.dtype
             self.loss = outputs["loss"] if isinstance(outputs, dict) else outputs
 
@@ -168,7 +169,8 @@ def test_bf16_mixed_precision_trains_with_a_float32_likelihood(tmp_path, tiny, l
     module = VAEModule(**tiny)
     trainer = make_trainer(tmp_path, max_steps=2, precision="bf16-mixed", callbacks=[record])
     trainer.fit(module, loader)
-    assert record.params_dtype == torch.bfloat16  # the network really ran in bf16
+    assert record.features_dtype == torch.bfloat16  # the network really ran in bf16
+    assert record.params_dtype == torch.float32  # but its likelihood head in float32
     assert torch.isfinite(record.loss)
     assert int(module.skipped_updates) == 0
     assert all(p.dtype == torch.float32 for p in module.model.parameters())
@@ -180,7 +182,7 @@ def test_log_likelihood_is_float32_under_bf16_autocast(tiny):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         params = module.model(x).params
         log_px = log_likelihood(module.model, params, x)
-    assert params.dtype == torch.bfloat16
+    assert params.dtype == torch.float32  # the likelihood head runs in float32
     assert log_px.dtype == torch.float32
     expected = module.model.likelihood.log_prob(params.float(), x).flatten(1).sum(1)
     torch.testing.assert_close(log_px, expected)

@@ -48,3 +48,23 @@ def test_bad_schedule_names_the_field():
         validate_beta_schedule("sigmoid", 1.0, 0, 10, 0.5)
     with pytest.raises(ConfigError, match=r"model\.beta_cycle_ratio"):
         validate_beta_schedule("cyclical", 1.0, 0, 10, 0.0)
+
+
+def test_lr_decay_after_warm_up_cosine_and_step():
+    from cellvae.training.schedules import lr_factor
+
+    assert [lr_factor(s, 2) for s in (0, 1, 50)] == [0.5, 1.0, 1.0]  # constant: warm-up only
+    cos = [lr_factor(s, 2, "cosine", 10, 0.1) for s in (1, 6, 11, 100)]
+    assert cos == pytest.approx([1.0, 0.55, 0.1, 0.1])  # 1 -> 0.1 over 10 steps after warm-up
+    step = [lr_factor(s, 2, "step", 5, 0.5) for s in (0, 1, 5, 6, 11)]
+    assert step == pytest.approx([0.5, 1.0, 1.0, 0.5, 0.25])
+
+
+def test_lr_schedule_config_errors_name_the_field():
+    from cellvae.errors import ConfigError
+    from cellvae.training.schedules import validate_lr_schedule
+
+    with pytest.raises(ConfigError, match=r"model\.lr_schedule"):
+        validate_lr_schedule("linear", 10, 0.1)
+    with pytest.raises(ConfigError, match=r"model\.lr_decay_steps"):
+        validate_lr_schedule("cosine", 0, 0.1)

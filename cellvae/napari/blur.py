@@ -1,0 +1,211 @@
+"""The blur inspector's logic: the blur map with read progress, the FRC, overlay geometry.
+
+:func:`inspect` computes exactly what ``cellvae blur`` computes
+(:func:`cellvae.metrics.sharpness.blur_map` on the whole image), while :class:`ReadProgress`
+reports how far the map's block-by-block reads have got through the original, so a napari
+worker can drive a progress bar and the interface never waits for the whole image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cellvae.errors import CellvaeError
+from cellvae.metrics.sharpness import BlurMap, FRCResult, blur_map, frc
+
+#: largest FRC region edge per analysed ndim (a central crop bounds the transform's memory).
+FRC_MAX_EDGE = {2: 1024, 3: 128}
+
+
+@dataclass
+class BlurReport:
+    """What the inspector shows: the map, its worst regions and the FRC of a central crop."""
+
+    map: BlurMap
+    worst: list[dict]
+    frc: FRCResult
+
+
+class ReadProgress:
+    """A read-only array view that calls ``report(fraction)`` as block reads advance.
+
+    The fraction is how far the furthest block read so far reaches along the first of the
+    ``ndim`` analysed axes (leading axes counted plane by plane); reads without an explicit
+    start (whole-array or strided samples) do not count.
+    """
+
+    def __init__(self, array, ndim: int, report: Callable[[float], None]) -> None:
+        self.array, self.report = array, report
+        self.shape = tuple(int(s) for s in array.shape)
+        self.ndim = len(self.shape)
+        self.dtype = getattr(array, "dtype", None)
+        self._lead = self.ndim - ndim
+        self._done = 0.0
+
+    def __getitem__(self, index):
+        out = self.array[index]
+        if isinstance(index, tuple) and len(index) == self.ndim:
+            first = index[self._lead]
+            lead = index[: self._lead]
+            if (
+                isinstance(first, slice)
+                and first.start is not None
+                and all(isinstance(i, int | np.integer) for i in lead)
+            ):
+                planes = int(np.prod(self.shape[: self._lead]))
+                plane = int(np.ravel_multi_index(lead, self.shape[: self._lead])) if lead else 0
+                fraction = (
+                    plane + min(first.stop, self.shape[self._lead]) / self.shape[self._lead]
+                ) / planes
+                if fraction > self._done:
+                    self._done = fraction
+                    self.report(fraction)
+        return out
+
+
+def central_frc(original, recon, ndim: int) -> FRCResult:
+    """FRC/FSC of a central crop of the analysed axes (first index of any leading axis)."""
+    lead = len(original.shape) - ndim
+    index: list = [0] * lead
+    for n in original.shape[lead:]:
+        edge = min(n, FRC_MAX_EDGE[ndim])
+        index.append(slice((n - edge) // 2, (n - edge) // 2 + edge))
+    return frc(np.asarray(original[tuple(index)], float), np.asarray(recon[tuple(index)], float))
+
+
+def inspect(
+    original,
+    recon,
+    window: int = 32,
+    cutoff: float = 0.25,
+    top: int = 5,
+    on_progress: Callable[[float], None] | None = None,
+) -> BlurReport:
+    """Blur map, worst regions and FRC of ``recon`` against ``original`` (same shape).
+
+    Volumes at least ``window`` deep are analysed in 3D, others plane by plane.
+    ``on_progress(fraction)`` is called as the map advances and with 1.0 at the end.
+    """
+    shape = tuple(int(s) for s in original.shape)
+    if tuple(recon.shape) != shape:
+        raise CellvaeError(
+            f"the reconstruction's shape {tuple(recon.shape)} differs from the original's {shape}"
+        )
+    if len(shape) < 2:
+        raise CellvaeError(f"an image of shape {shape} has fewer than 2 axes")
+    ndim = 3 if len(shape) >= 3 and min(shape[-3:]) >= window else 2
+    if window > min(shape[-ndim:]):
+        raise CellvaeError(f"window {window} px is larger than the image {shape[-ndim:]}")
+    report = on_progress or (lambda fraction: None)
+    bmap = blur_map(ReadProgress(original, ndim, report), recon, window, None, cutoff, ndim)
+    curve = central_frc(original, recon, ndim)
+    report(1.0)
+    return BlurReport(bmap, bmap.worst_regions(top), curve)
+
+
+def origin_px(bmap: BlurMap) -> float:
+    """Image pixel index (pixel centres at integers) of the centre of map pixel 0."""
+    return float(getattr(bmap, "origin_px", (bmap.stride - 1) / 2))
+
+
+def overlay_geometry(
+    bmap: BlurMap, scale: list[float], translate: list[float]
+) -> tuple[list[float], list[float]]:
+    """Scale and translation of the map layer over an image layer with ``scale``/``translate``.
+
+    Map pixel ``g`` is the window centred on image pixel ``g * stride + origin_px`` along
+    each analysed axis.
+    """
+    lead = len(bmap.shape) - bmap.ndim
+    s, origin = bmap.stride, origin_px(bmap)
+    new_scale = [v * (s if i >= lead else 1) for i, v in enumerate(scale)]
+    new_translate = [
+        t + (v * origin if i >= lead else 0) for i, (v, t) in enumerate(zip(scale, translate))
+    ]
+    return new_scale, new_translate
+
+
+def region_centre(region: dict, bmap: BlurMap) -> np.ndarray:
+    """A worst region's centre in pixel-centre data coordinates of the image (napari's)."""
+    centre = np.asarray(region["centre"], float)
+    if not hasattr(bmap, "origin_px"):  # this BlurMap counts centres in pixel edges
+        centre[-bmap.ndim :] -= 0.5
+    return centre
+
+
+#: largest side (px) of the region reconstructed from the view (CPU seconds, not minutes).
+VIEW_MAX_SIDE = 512
+
+
+def view_region(
+    shape: tuple[int, ...], corners: np.ndarray, point: np.ndarray, ndim: int
+) -> tuple[slice | int, ...]:
+    """The index of the visible region of an image for an ``ndim``-D model.
+
+    ``corners`` ``(2, N)`` are napari's ``corner_pixels`` (visible data indices per axis),
+    ``point`` the current data position. The last two axes span the visible area (at most
+    ``VIEW_MAX_SIDE`` around its centre); for a 3D model the axis before them spans the
+    depth (at most ``VIEW_MAX_SIDE`` around ``point``); other axes are indexed at ``point``.
+    """
+    index: list[slice | int] = []
+    first = len(shape) - ndim
+    for axis, n in enumerate(shape):
+        here = int(np.clip(round(float(point[axis])), 0, n - 1))
+        if axis < first:
+            index.append(here)
+            continue
+        if axis >= len(shape) - 2:
+            lo, hi = int(max(corners[0][axis], 0)), int(min(corners[1][axis] + 1, n))
+        else:
+            lo, hi = 0, n
+        if hi - lo > VIEW_MAX_SIDE:
+            mid = lo + (hi - lo) // 2 if axis >= len(shape) - 2 else here
+            lo = max(0, min(mid - VIEW_MAX_SIDE // 2, n - VIEW_MAX_SIDE))
+            hi = lo + VIEW_MAX_SIDE
+        index.append(slice(lo, max(hi, lo + 1)))
+    return tuple(index)
+
+
+def reconstruct_crop(ckpt, crop: np.ndarray, stats: dict | None = None) -> np.ndarray:
+    """Reconstruct ``crop`` (``(Y, X)`` or ``(Z, Y, X)``, raw units) with a checkpoint.
+
+    Uses the inference engine (overlapping tiles of the model's patch, blended), the
+    intensity mapping of the image's stored ``stats`` when given (else the crop's own
+    percentiles). A model of another dimensionality or with several channels is refused.
+    """
+    from cellvae.inference.model import (
+        Reconstructor,
+        default_patch,
+        load_model,
+        quantizers_for,
+    )
+    from cellvae.inference.reconstruct import default_overlap
+    from cellvae.inference.tiling import tile_reconstruct
+
+    vae, hparams = load_model(ckpt)
+    if vae.ndim != crop.ndim:
+        raise CellvaeError(
+            f"{ckpt}: a {vae.ndim}D model; the region in view is {crop.ndim}D: "
+            f"choose a {crop.ndim}D checkpoint"
+        )
+    if vae.in_channels != 1:
+        raise CellvaeError(f"{ckpt}: a {vae.in_channels}-channel model; the view has one")
+    patch = default_patch(vae, hparams)
+    source = np.asarray(crop, np.float32)
+    quantizers = quantizers_for(stats, 1, int(hparams.get("bits", 8)), lambda c: source)
+    out = np.zeros(source.shape, np.float32)
+    tile_reconstruct(
+        source,
+        [out],
+        Reconstructor(vae, quantizers),
+        "zyx"[-source.ndim :],
+        vae.ndim,
+        patch,
+        default_overlap(patch),
+        block=source.shape,
+        progress=False,
+    )
+    return out

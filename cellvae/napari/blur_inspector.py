@@ -1,0 +1,279 @@
+"""Blur inspector: where did the reconstruction lose fine structure?
+
+Choose the original and the reconstruction layers and press *compute*: the blur map (high
+frequency power ratio per window, :mod:`.blur`) is computed in a napari ``thread_worker`` with
+a progress bar, then shown as an overlay, with the worst regions (click one to go there), the
+FRC curve of a central crop and the global high-frequency ratio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cellvae.errors import CellvaeError
+from cellvae.napari.blur import (
+    BlurReport,
+    inspect,
+    overlay_geometry,
+    reconstruct_crop,
+    region_centre,
+    view_region,
+)
+from cellvae.napari.messages import show_problem
+from cellvae.napari.navigate import go_to
+
+
+class _Progress(QObject):
+    """Carries progress from the worker thread to the Qt thread (a queued signal)."""
+
+    changed = Signal(float)
+
+
+def _level0(layer):
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def _stats_of(layer) -> dict | None:
+    """Stored intensity statistics of the OME-Zarr a layer was read from, if any."""
+    path = (layer.metadata or {}).get("path")
+    if not path or str(path).lower().endswith((".tif", ".tiff")):
+        return None
+    try:
+        from cellvae.io.omezarr import open_image
+
+        return open_image(path).stats
+    except CellvaeError:
+        return None
+
+
+class BlurInspector(QWidget):
+    """The dock widget; ``compute()`` starts the worker, ``report`` holds the last result."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.viewer = napari_viewer
+        self.report: BlurReport | None = None
+        self.worker = None
+        self.original_box, self.recon_box = QComboBox(), QComboBox()
+        self.window = QSpinBox()
+        self.window.setRange(4, 512)
+        self.window.setValue(32)
+        self.button = QPushButton("compute blur map")
+        self.button.clicked.connect(self.compute)
+        self.ckpt = QLineEdit()
+        self.ckpt.setPlaceholderText("checkpoint (.ckpt), to reconstruct the view")
+        self.recon_button = QPushButton("reconstruct what is in view, then compute")
+        self.recon_button.clicked.connect(self.reconstruct_view)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self._progress = _Progress()
+        self._progress.changed.connect(self._on_progress)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.regions = QListWidget()
+        self.regions.currentRowChanged.connect(self.jump_to_region)
+        self.figure = Figure(figsize=(3.2, 2.2), tight_layout=True)
+        self.plot = FigureCanvasQTAgg(self.figure)
+        form = QFormLayout()
+        form.addRow("original", self.original_box)
+        form.addRow("reconstruction", self.recon_box)
+        form.addRow("window (px)", self.window)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.button)
+        layout.addWidget(self.ckpt)
+        layout.addWidget(self.recon_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.summary)
+        layout.addWidget(QLabel("worst regions (click to go there)"))
+        layout.addWidget(self.regions)
+        layout.addWidget(self.plot)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    def _refresh_layers(self, event=None) -> None:
+        from napari.layers import Image
+
+        names = [
+            layer.name
+            for layer in self.viewer.layers
+            if isinstance(layer, Image) and layer.name not in ("blur map", "selected cells")
+        ]
+        for box, prefix, fallback in (
+            (self.original_box, "original", 0),
+            (self.recon_box, "reconstruction", 1),
+        ):
+            current = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(names)
+            pick = (
+                current
+                if current in names
+                else next(
+                    (n for n in names if n.startswith(prefix)),
+                    names[min(fallback, len(names) - 1)] if names else "",
+                )
+            )
+            box.setCurrentText(pick)
+            box.blockSignals(False)
+        ckpt = next(
+            (la.metadata.get("ckpt") for la in self.viewer.layers if la.metadata.get("ckpt")), None
+        )
+        if ckpt and not self.ckpt.text():
+            self.ckpt.setText(ckpt)
+
+    def compute(self) -> None:
+        """Start the blur map worker on the chosen layers (progress bar, no freezing)."""
+        from napari.qt.threading import create_worker
+
+        names = self.original_box.currentText(), self.recon_box.currentText()
+        if not all(n in self.viewer.layers for n in names):
+            show_problem("choose an original and a reconstruction image layer")
+            return
+        original, recon = (self.viewer.layers[n] for n in names)
+        self.worker = create_worker(
+            inspect,
+            _level0(original),
+            _level0(recon),
+            window=self.window.value(),
+            on_progress=self._progress.changed.emit,
+        )
+        self.worker.returned.connect(lambda report: self._show(report, original))
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(lambda: self.button.setEnabled(True))
+        self.button.setEnabled(False)
+        self.progress.setValue(0)
+        self.summary.setText("computing ...")
+        self.worker.start()
+
+    def reconstruct_view(self) -> None:
+        """Reconstruct the visible region of the original with the checkpoint, in a worker.
+
+        The region and its reconstruction become the layers "original (in view)" and
+        "reconstruction (in view)"; the blur map is then computed on them.
+        """
+        from napari.qt.threading import create_worker
+
+        name = self.original_box.currentText()
+        if name not in self.viewer.layers or not self.ckpt.text().strip():
+            show_problem("choose the original layer and a checkpoint")
+            return
+        original = self.viewer.layers[name]
+        data = _level0(original)
+        axes = (original.metadata or {}).get("axes") or "zyx"[-data.ndim :]
+        point = np.asarray(original.world_to_data(self.viewer.dims.point[-data.ndim :]))
+        ckpt, stats = self.ckpt.text().strip(), _stats_of(original)
+
+        def work():
+            from cellvae.inference.model import load_model
+
+            ndim = min(load_model(ckpt)[0].ndim, sum(a in "zyx" for a in axes))
+            corners = np.asarray(original.corner_pixels, float)
+            if original.multiscale:  # corners count pixels of the level on screen
+                corners = corners * np.asarray(original.downsample_factors[original.data_level])
+            region = view_region(data.shape, corners, point, ndim)
+            crop = np.asarray(data[region], np.float32)
+            return region, crop, reconstruct_crop(ckpt, crop, stats)
+
+        self.worker = create_worker(work)
+        self.worker.returned.connect(lambda result: self._show_view(original, *result))
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(lambda: self.recon_button.setEnabled(True))
+        self.recon_button.setEnabled(False)
+        self.summary.setText("reconstructing the view ...")
+        self.worker.start()
+
+    def _show_view(self, original, region, crop: np.ndarray, recon: np.ndarray) -> None:
+        kept = [i for i, r in enumerate(region) if isinstance(r, slice)]
+        scale = [original.scale[i] for i in kept]
+        translate = [original.translate[i] + region[i].start * original.scale[i] for i in kept]
+        names = ("original (in view)", "reconstruction (in view)")
+        for name, data, colour in zip(names, (crop, recon), ("magenta", "green")):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+            self.viewer.add_image(
+                data,
+                name=name,
+                scale=scale,
+                translate=translate,
+                colormap=colour,
+                blending="additive",
+            )
+        self.original_box.setCurrentText(names[0])
+        self.recon_box.setCurrentText(names[1])
+        self.compute()
+
+    def _on_progress(self, fraction: float) -> None:
+        self.progress.setValue(round(100 * fraction))
+
+    def _on_error(self, err: Exception) -> None:
+        message = str(err) if isinstance(err, CellvaeError) else f"{type(err).__name__}: {err}"
+        self.summary.setText("")
+        show_problem(f"blur inspector: {message}", error=True)
+
+    def _show(self, report: BlurReport, original) -> None:
+        self.report, self._original = report, original
+        bmap = report.map
+        scale, translate = overlay_geometry(bmap, list(original.scale), list(original.translate))
+        name = "blur map"
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        self.viewer.add_image(
+            bmap.ratio.astype(np.float32),
+            name=name,
+            scale=scale,
+            translate=translate,
+            colormap="inferno",
+            contrast_limits=(0.0, 1.0),
+            opacity=0.5,
+            blending="translucent",
+        )
+        crossing = report.frc.crossing_1_7
+        self.summary.setText(
+            f"global HF power ratio {bmap.global_ratio:.3f} (1 = all fine detail kept); "
+            f"FRC 1/7 crossing "
+            + (f"{crossing:.3f} cycles/px" if crossing else "not reached up to Nyquist")
+        )
+        self.regions.blockSignals(True)
+        self.regions.clear()
+        for r in report.worst:
+            where = ", ".join(f"{c:.0f}" for c in region_centre(r, bmap))
+            self.regions.addItem(f"HF ratio {r['hf_ratio']:.2f} at ({where})")
+        self.regions.blockSignals(False)
+        self._plot_frc(report)
+
+    def _plot_frc(self, report: BlurReport) -> None:
+        self.figure.clear()
+        ax = self.figure.add_subplot()
+        curve = report.frc
+        ax.plot(curve.frequencies, curve.correlation, label="FRC")
+        ax.plot(curve.frequencies, curve.threshold_1_7, "--", label="1/7")
+        ax.set_xlabel("cycles/px")
+        ax.set_ylim(-0.1, 1.05)
+        ax.legend(fontsize=7)
+        self.plot.draw_idle()
+
+    def jump_to_region(self, row: int) -> None:
+        """Centre the view on worst region ``row`` and zoom so its window fills the view."""
+        if self.report is None or not 0 <= row < len(self.report.worst):
+            return
+        region = self.report.worst[row]
+        go_to(self.viewer, self._original, region_centre(region, self.report.map))

@@ -1,0 +1,132 @@
+"""Results folders that follow the contract of docs (COMMON: results folder + provenance).
+
+The provenance writer lands separately, so these fixtures write the contract themselves:
+OME-Zarr outputs carry ``attrs["cellvae"]["provenance"]`` and ``cells.parquet`` carries the
+schema metadata ``b"cellvae"`` = JSON ``{"provenance": {...}}``, with absolute input paths.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tests.inference.helpers import save_checkpoint, write_test_image
+
+VOXEL = 0.5  # µm per pixel of every fixture image
+STRIDE = 8  # blur map stride (window 16)
+
+
+def provenance(verb: str, inputs: dict[str, Path]) -> dict:
+    """A provenance dict as the contract fixes it."""
+    return {
+        "verb": verb,
+        "cellvae_version": "test",
+        "created": "2026-01-01T00:00:00Z",
+        "command": ["cellvae", verb],
+        "inputs": {role: str(Path(p).resolve()) for role, p in inputs.items()},
+    }
+
+
+def add_zarr_provenance(path: Path, prov: dict) -> None:
+    """Merge ``prov`` into ``attrs["cellvae"]`` of the OME-Zarr group at ``path``."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    group.attrs["cellvae"] = {**dict(group.attrs.get("cellvae") or {}), "provenance": prov}
+
+
+def blob_image(rng: np.random.Generator, shape=(96, 96), n=9) -> tuple[np.ndarray, np.ndarray]:
+    """A uint8 image of ``n`` textured discs on a grid and their labels 1..n (shape ``yx``)."""
+    image = rng.integers(10, 30, shape).astype(np.float64)
+    labels = np.zeros(shape, np.int32)
+    side = int(np.ceil(np.sqrt(n)))
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for k in range(n):
+        cy = (k // side + 0.5) * shape[0] / side
+        cx = (k % side + 0.5) * shape[1] / side
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < (0.3 * shape[0] / side) ** 2
+        labels[disc] = k + 1
+        image[disc] += 120 + 60 * np.sin(xx[disc] * (0.5 + 0.1 * k))
+    return image.clip(0, 255).astype(np.uint8), labels
+
+
+def write_results(
+    root: Path,
+    rng: np.random.Generator,
+    drop: tuple[str, ...] = (),
+    labels_override: np.ndarray | None = None,
+) -> Path:
+    """Inputs under ``root/inputs`` and one results folder ``root/runs/img/preset``.
+
+    ``drop`` leaves out result files; ``labels_override`` stores other labels than the ones
+    the table was computed on (a table that does not match its labels).
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import tifffile
+    from scipy.ndimage import gaussian_filter
+
+    from cellvae.inference.embed import embed_file
+    from cellvae.io.labels import write_labels
+    from cellvae.io.omezarr import write_image
+    from cellvae.metrics.sharpness import blur_map
+
+    inputs = root / "inputs"
+    inputs.mkdir(parents=True)
+    image, labels = blob_image(rng)
+    img_path = write_test_image(inputs / "image.ome.zarr", image, "yx")
+    write_labels(img_path, labels, name="cells")
+    lab_path = img_path / "labels" / "cells"
+    ckpt = save_checkpoint(inputs / "model.ckpt")
+    out = root / "runs" / "img" / "preset"
+    out.mkdir(parents=True)
+    recon = gaussian_filter(image.astype(np.float32), 1.5)
+    voxel = {"y": VOXEL, "x": VOXEL}
+    if "recon.ome.zarr" not in drop:
+        write_image(out / "recon.ome.zarr", recon, "yx", voxel, n_levels=1)
+        add_zarr_provenance(
+            out / "recon.ome.zarr", provenance("reconstruct", {"input": img_path, "ckpt": ckpt})
+        )
+    bmap = blur_map(image, recon, 16, STRIDE)
+    if "blurmap.ome.zarr" not in drop:
+        map_voxel = {a: v * STRIDE for a, v in voxel.items()}
+        write_image(out / "blurmap.ome.zarr", bmap.ratio.astype(np.float32), "yx", map_voxel)
+        add_zarr_provenance(
+            out / "blurmap.ome.zarr",
+            provenance("blur", {"original": img_path, "reconstruction": out / "recon.ome.zarr"}),
+        )
+    if "blur.json" not in drop:
+        summary = {
+            "original": str(img_path),
+            "axes": "yx",
+            "analysed_axes": "yx",
+            "window_px": 16,
+            "stride_px": STRIDE,
+            "global_hf_ratio": bmap.global_ratio,
+            "worst_regions": bmap.worst_regions(3),
+        }
+        (out / "blur.json").write_text(json.dumps(summary))
+    if "cells.parquet" not in drop:
+        table = embed_file(ckpt, img_path, lab_path, out / "plain.parquet", progress=False)
+        (out / "plain.parquet").unlink()
+        meta = {
+            "provenance": provenance("embed", {"input": img_path, "labels": lab_path, "ckpt": ckpt})
+        }
+        arrow = pa.Table.from_pandas(pd.DataFrame(table), preserve_index=False)
+        arrow = arrow.replace_schema_metadata(
+            {**(arrow.schema.metadata or {}), b"cellvae": json.dumps(meta).encode()}
+        )
+        pq.write_table(arrow, out / "cells.parquet")
+    if labels_override is not None:
+        import shutil
+
+        shutil.rmtree(lab_path)
+        write_labels(img_path, labels_override, name="cells", overwrite=True)
+    if "samples.tif" not in drop:
+        stack = rng.random((5, 16, 16), dtype=np.float32)  # as cellvae sample writes it
+        tifffile.imwrite(out / "samples.tif", stack)
+    (out / "report.md").write_text("# report\n")
+    return out
