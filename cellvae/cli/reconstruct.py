@@ -1,4 +1,8 @@
-"""``cellvae reconstruct``: tiled, blended, resumable reconstruction of a whole image."""
+"""``cellvae reconstruct``: tiled, blended, resumable reconstruction of a whole image.
+
+Split across jobs: ``--prepare`` once, then ``--part I/N`` for I = 1..N (in any order, at
+once or one after another, each rerun alone if it dies), then ``--finalize``.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         type=int,
         metavar="N",
-        help="overlap of neighbouring tiles in voxels (default: 1/16 of the tile, at least 2)",
+        help="overlap of neighbouring tiles in voxels (default: from the model's receptive field)",
     )
     parser.add_argument(
         "--samples",
@@ -46,29 +50,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output data type: float32, or the input's (rounded and clipped)",
     )
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument(
+        "--block",
+        type=int,
+        metavar="N",
+        help="side of the blocks written at once: the unit of progress, resuming and of the "
+        "shares of --part (default 256 in 2D, 128 in 3D)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument(
+        "--prepare", action="store_true", help="only create the empty output (for --part runs)"
+    )
+    split.add_argument(
+        "--part",
+        metavar="I/N",
+        help="write only the I-th of N disjoint shares of the blocks (no pyramid, not final)",
+    )
+    split.add_argument(
+        "--finalize",
+        action="store_true",
+        help="check every part is written, build the pyramid and give the output its name",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Reconstruct ``args.input`` into ``args.output``."""
-    from cellvae.inference.reconstruct import reconstruct_image
+    """Reconstruct ``args.input`` into ``args.output`` (or one step of a split run)."""
+    import sys
 
-    stats = reconstruct_image(
-        args.ckpt,
-        args.input,
-        args.output,
-        tile=tuple(args.tile) if args.tile else None,
-        overlap=tuple(args.overlap) if args.overlap else None,
-        samples=args.samples,
-        mode=args.mode,
-        batch_size=args.batch_size,
-        dtype=args.dtype,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
-    print(
-        f"wrote {args.output} ({stats.blocks_written} blocks written, "
-        f"{stats.blocks_skipped} resumed, {stats.tiles_predicted} tiles)"
-    )
+    from cellvae.inference.partial import parse_part
+    from cellvae.inference.reconstruct import Interrupted, reconstruct_image
+
+    stage, part = "all", (1, 1)
+    if args.part:
+        stage, part = "part", parse_part(args.part)
+    elif args.prepare or args.finalize:
+        stage = "prepare" if args.prepare else "finalize"
+    try:
+        stats = reconstruct_image(
+            args.ckpt,
+            args.input,
+            args.output,
+            tile=tuple(args.tile) if args.tile else None,
+            overlap=tuple(args.overlap) if args.overlap else None,
+            samples=args.samples,
+            mode=args.mode,
+            batch_size=args.batch_size,
+            dtype=args.dtype,
+            overwrite=args.overwrite,
+            block=args.block,
+            progress=not args.no_progress,
+            stage=stage,
+            part=part,
+        )
+    except Interrupted as stop:
+        print(
+            f"cellvae reconstruct: interrupted; kept {stop.kept} of {stop.total} blocks in "
+            f"{stop.path}; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    done = f"({stats.blocks_written} blocks written, {stats.blocks_skipped} resumed, "
+    done += f"{stats.tiles_predicted} tiles)"
+    messages = {
+        "all": f"wrote {args.output} {done}",
+        "prepare": f"prepared {args.output}.partial",
+        "part": f"part {args.part} of {args.output}: {done}",
+        "finalize": f"wrote {args.output}",
+    }
+    print(messages[stage])
     return 0

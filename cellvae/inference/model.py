@@ -94,6 +94,16 @@ def to_raw(x: np.ndarray, quantizers: Sequence[Quantizer]) -> np.ndarray:
     )
 
 
+def memory_format(ndim: int) -> torch.memory_format:
+    """Layout for inference: channels-last in 2D (oneDNN's fast path for convolutions).
+
+    Measured on the 567k-parameter hierarchical model (2D, 128² tiles, batch 4, 2 CPU
+    threads): 1.4-2.3x faster forward passes than the default layout, same values to 1e-6.
+    3D keeps the default layout (channels-last-3d not measured yet).
+    """
+    return torch.channels_last if ndim == 2 else torch.contiguous_format
+
+
 class Reconstructor:
     """Raw tiles in, raw reconstructions out: ``[mean]`` or ``[mean, std]`` over samples.
 
@@ -117,6 +127,9 @@ class Reconstructor:
         if samples < 0:
             raise CellvaeError(f"samples: {samples} must be >= 0")
         self.vae, self.quantizers, self.mode, self.samples = vae, list(quantizers), mode, samples
+        self.format = memory_format(int(getattr(vae, "ndim", 2)))
+        if self.format != torch.contiguous_format:
+            vae.to(memory_format=self.format)
 
     @property
     def n_outputs(self) -> int:
@@ -131,6 +144,7 @@ class Reconstructor:
     @torch.no_grad()
     def __call__(self, raw: np.ndarray) -> list[np.ndarray]:
         x = torch.from_numpy(to_input(raw, self.quantizers)).to(device_of(self.vae))
+        x = x.contiguous(memory_format=self.format) if x.ndim == 4 else x
         if not self.samples:
             return [self._decode(x, sample=False)]
         draws = np.stack([self._decode(x, sample=True) for _ in range(self.samples)])

@@ -2,11 +2,16 @@
 
 The image is cut into a fixed global grid of overlapping tiles (:mod:`cellvae.inference.windows`)
 and written in blocks aligned to the output chunks. For each block, every tile that touches it
-is predicted (in batches), weighted by its window, summed, and divided by the summed weight of
-the grid; the block is written and reported done. Because the grid is global, a voxel gets the
-same value whichever block computes it, so blocks can be done in any order and skipped on a
-rerun. Memory is bounded by one block, its touching tiles, and a byte-bounded cache of tile
-predictions shared with later blocks (so a tile straddling two blocks is usually predicted once).
+is predicted (in batches), weighted by its window (a whole batch at once), summed in a fixed
+order, and divided by the summed weight of the grid; the block is written and reported done.
+Because the grid and the order of summation are global, a voxel gets the same value, bit for
+bit, whichever block, part or rerun computes it, so blocks can be done in any order, split
+between processes and skipped on a rerun. Memory is bounded by a few blocks, their touching
+tiles, and a byte-bounded cache of weighted tile predictions shared with later blocks (so a
+tile straddling two blocks is usually predicted once).
+
+Reading, predicting and writing overlap: a reader thread fetches the next block's input while
+the model runs, and a writer thread stores the previous block (and records it done) meanwhile.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import functools
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +81,19 @@ def _pad_to(tile: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.pad(tile, pad, mode="symmetric") if any(p[1] for p in pad) else tile
 
 
+def block_origins(shape: Sequence[int], block: Sequence[int]) -> list[tuple[int, ...]]:
+    """Origins of the blocks of ``block`` shape covering ``shape``, in raster (flat) order."""
+    return list(itertools.product(*[range(0, s, b) for s, b in zip(shape, block)]))
+
+
+def block_shape(shape: Sequence[int], block: Sequence[int], layout: Layout) -> tuple[int, ...]:
+    """``block`` with the channel axis (if any) widened to all channels."""
+    block = [int(b) for b in block]
+    if layout.channel is not None:
+        block[layout.channel] = int(shape[layout.channel])
+    return tuple(block)
+
+
 def tile_reconstruct(
     source,
     targets: Sequence,
@@ -89,6 +108,8 @@ def tile_reconstruct(
     on_block: Callable[[int], None] | None = None,
     cache_bytes: int = 256 * 2**20,
     progress: bool = True,
+    blocks: Iterable[int] | None = None,
+    margin: Sequence[int] | None = None,
 ) -> TilingStats:
     """Blend overlapping tile predictions of ``source`` into ``targets``, block by block.
 
@@ -101,59 +122,94 @@ def tile_reconstruct(
     axes, ndim : storage axes and the model's spatial dimensionality (see :class:`Layout`).
     tile, overlap : per spatial axis, in voxels; axes shorter than the tile are padded.
     block : block shape in storage order; defaults to the first target's chunks. Blocks are
-        the unit of writing and of resuming.
+        the unit of writing, of progress and of resuming.
     batch_size : tiles per ``predict`` call.
     done : flat indices of blocks already written (skipped, not recomputed).
-    on_block : called with each block's flat index after it is written.
+    on_block : called with each block's flat index after it is written (from the writer
+        thread; a block is reported only once its values are stored).
     cache_bytes : bound on the tile predictions kept for later blocks.
     progress : show a tqdm bar over blocks.
+    blocks : flat indices of the blocks to do (default: all); the others are left untouched.
+    margin : per spatial axis, voxels at a tile's inner edges that get no weight (the model's
+        receptive-field radius; see :mod:`cellvae.inference.windows`). Default 0.
     """
     from tqdm.auto import tqdm
 
     layout = Layout.of(axes, ndim)
     shape = tuple(int(s) for s in source.shape)
     tile = tuple(int(t) for t in tile)
-    tilings = [axis_tiling(shape[p], t, o) for p, t, o in zip(layout.spatial, tile, overlap)]
-    block = list(block) if block is not None else list(targets[0].chunks)
-    if layout.channel is not None:
-        block[layout.channel] = shape[layout.channel]
-    block = tuple(int(b) for b in block)
-    grid = [range(0, s, b) for s, b in zip(shape, block)]
-    n_blocks = int(np.prod([len(g) for g in grid]))
-    counts = [len(g) for g in grid]
+    margin = margin or (0,) * ndim
+    tilings = [
+        axis_tiling(shape[p], t, o, m) for p, t, o, m in zip(layout.spatial, tile, overlap, margin)
+    ]
+    block = block_shape(shape, block if block is not None else targets[0].chunks, layout)
+    origins = block_origins(shape, block)
+    counts = [len(range(0, s, b)) for s, b in zip(shape, block)]
+    share = range(len(origins)) if blocks is None else sorted(set(blocks))
     done = set(done)
-    stats = TilingStats()
+    todo = [flat for flat in share if flat not in done]
+    stats = TilingStats(blocks_skipped=len(share) - len(todo))
     cache = _TileCache(cache_bytes)
-    bar = tqdm(total=n_blocks, desc="reconstruct", unit="block", disable=not progress)
-    for flat, origin in enumerate(itertools.product(*grid)):
-        if flat in done:
-            stats.blocks_skipped += 1
-            bar.update()
-            continue
-        region = [slice(o, min(o + b, s)) for o, b, s in zip(origin, block, shape)]
-        out = _blend_block(
-            source,
-            region,
-            layout,
-            tilings,
-            tile,
-            predict,
-            batch_size,
-            cache,
-            stats,
-            functools.partial(
-                _last_block, region=region, block=block, counts=counts, current=flat, layout=layout
-            ),
-        )
+    bar = tqdm(
+        total=len(share),
+        initial=stats.blocks_skipped,
+        desc="reconstruct",
+        unit="block",
+        disable=not progress,
+    )
+    regions = {
+        f: [slice(o, min(o + b, s)) for o, b, s in zip(origins[f], block, shape)] for f in todo
+    }
+    stream = _TileStream(layout, tilings, tile, predict, batch_size, cache, stats)
+
+    def read(flat: int) -> _Raw:
+        return _read_block(source, regions[flat], layout, tilings)
+
+    def write(flat: int, out: list[np.ndarray]) -> None:
+        region = tuple(regions[flat])
         for target, values in zip(targets, out):
-            target[tuple(region)] = _cast(layout.from_canonical(values), target.dtype)
-        cache.expire(flat)
+            target[region] = _cast(layout.from_canonical(values), target.dtype)
         stats.blocks_written += 1
         stats.written.append(flat)
         if on_block is not None:
             on_block(flat)
         bar.update()
-    bar.close()
+
+    with ThreadPoolExecutor(1, "reader") as reader, ThreadPoolExecutor(1, "writer") as writer:
+        writing: Future | None = None
+        nxt = reader.submit(read, todo[0]) if todo else None
+
+        def hand_over(finished: list[tuple[int, list[np.ndarray]]]) -> None:
+            nonlocal writing
+            for flat, out in finished:
+                cache.expire(flat)
+                if writing is not None:
+                    writing.result()  # at most one block waits to be written
+                writing = writer.submit(write, flat, out)
+
+        try:
+            for i, flat in enumerate(todo):
+                raw = nxt.result()
+                nxt = reader.submit(read, todo[i + 1]) if i + 1 < len(todo) else None
+                last = functools.partial(
+                    _last_block,
+                    region=regions[flat],
+                    block=block,
+                    counts=counts,
+                    current=flat,
+                    layout=layout,
+                )
+                stream.add(flat, regions[flat], raw, last)
+                hand_over(stream.run(flush=False))
+            hand_over(stream.run(flush=True))
+            if writing is not None:
+                writing.result()
+        finally:
+            if nxt is not None:
+                nxt.cancel()
+            # blocks already handed to the writer are finished (and recorded) before leaving
+            writer.shutdown(wait=True)
+            bar.close()
     return stats
 
 
@@ -181,83 +237,157 @@ def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype, copy=False)
 
 
-def _blend_block(
-    source,
-    region: list[slice],
-    layout: Layout,
-    tilings: list[AxisTiling],
-    tile: tuple[int, ...],
-    predict: Predict,
-    batch_size: int,
-    cache: _TileCache,
-    stats: TilingStats,
-    last_block: Callable[[tuple[int, ...]], int],
-) -> list[np.ndarray]:
-    """Blended outputs of one block, each ``(*loop, C, *block_spatial)`` float32."""
+@dataclass
+class _Raw:
+    """The input a block's touching tiles need: ``(*loop, C, *spatial)`` from ``lo`` on."""
+
+    data: np.ndarray
+    lo: list[int]
+
+
+def _read_block(source, region: list[slice], layout: Layout, tilings: list[AxisTiling]) -> _Raw:
+    """Read the input under every tile touching ``region`` (one read, canonical order)."""
     sregion = [region[p] for p in layout.spatial]
     lregion = [region[p] for p in layout.loop]
     touching = [t.touching(r.start, r.stop) for t, r in zip(tilings, sregion)]
-    loops = list(itertools.product(*[range(r.start, r.stop) for r in lregion]))
-    keys = [(lp, ks) for lp in loops for ks in itertools.product(*touching)]
-    preds = {k: p for k in keys if (p := cache.get(k)) is not None}
-    stats.cache_hits += len(preds)
-    missing = [k for k in keys if k not in preds]
-    if missing:
-        lo = [int(t.starts[k[0]]) for t, k in zip(tilings, touching)]
-        hi = [int(t.ends[k[-1]]) for t, k in zip(tilings, touching)]
-        read = layout.to_canonical(
-            np.asarray(source[layout.index(lregion, [slice(a, b) for a, b in zip(lo, hi)])])
-        )
-        for i in range(0, len(missing), batch_size):
-            batch = missing[i : i + batch_size]
-            tiles = []
-            for lp, ks in batch:
-                rel = tuple(p - r.start for p, r in zip(lp, lregion))
-                sl = tuple(
-                    slice(int(t.starts[k]) - a, int(t.ends[k]) - a)
-                    for t, k, a in zip(tilings, ks, lo)
-                )
-                tiles.append(_pad_to(read[(*rel, slice(None), *sl)], tile))
-            outs = predict(np.stack(tiles).astype(np.float32, copy=False))
-            stats.tiles_predicted += len(batch)
-            stats.voxels_predicted += len(batch) * int(np.prod(tile))
-            for j, key in enumerate(batch):
-                ks = key[1]
-                valid = tuple(slice(0, int(t.ends[k] - t.starts[k])) for t, k in zip(tilings, ks))
-                # a copy, never a view: a view would keep the whole batch's output alive
-                # while the cache counts only this tile's bytes against its bound
-                tp = [np.array(o[j][(slice(None), *valid)], dtype=np.float32) for o in outs]
-                preds[key] = tp
-                ends = tuple(int(t.ends[k]) for t, k in zip(tilings, ks))
-                cache.put(key, last_block(ends), tp)
-    return _accumulate(preds, region, sregion, lregion, layout, tilings)
+    lo = [int(t.starts[k[0]]) for t, k in zip(tilings, touching)]
+    hi = [int(t.ends[k[-1]]) for t, k in zip(tilings, touching)]
+    data = layout.to_canonical(
+        np.asarray(source[layout.index(lregion, [slice(a, b) for a, b in zip(lo, hi)])])
+    )
+    return _Raw(data, lo)
+
+
+class _TileStream:
+    """Tiles flow through the model in full batches that may span blocks.
+
+    Blocks are added in order; each adds the tiles it needs that are neither predicted nor
+    cached to a queue. Whenever the queue holds a batch, the batch is predicted and weighted;
+    a block is blended as soon as all its tiles are ready (blocks finish in the order they
+    were added). Every model call gets exactly ``batch_size`` tiles (the very last one is
+    padded by repeating a tile), so no batch is wasted on a block's last few tiles and a
+    tile's prediction never depends on how many tiles shared its call.
+    """
+
+    def __init__(self, layout, tilings, tile, predict, batch_size, cache, stats) -> None:
+        self.layout, self.tilings, self.tile = layout, tilings, tile
+        self.predict, self.batch_size, self.cache, self.stats = predict, batch_size, cache, stats
+        self.queue: list[tuple[tuple, np.ndarray, Callable]] = []
+        self.queued: set[tuple] = set()
+        self.ready: dict[tuple, list[np.ndarray]] = {}
+        self.need: dict[tuple, int] = {}
+        self.pending: list[tuple[int, list[slice], list[tuple], Callable]] = []
+
+    def add(self, flat: int, region: list[slice], raw: _Raw, last_block: Callable) -> None:
+        """Queue the tiles block ``flat`` needs; ``raw`` holds the input under them."""
+        sregion = [region[p] for p in self.layout.spatial]
+        lregion = [region[p] for p in self.layout.loop]
+        touching = [t.touching(r.start, r.stop) for t, r in zip(self.tilings, sregion)]
+        loops = itertools.product(*[range(r.start, r.stop) for r in lregion])
+        keys = [(lp, ks) for lp in loops for ks in itertools.product(*touching)]
+        for key in keys:
+            self.need[key] = self.need.get(key, 0) + 1
+            if key in self.ready or key in self.queued:
+                continue
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.stats.cache_hits += 1
+                self.ready[key] = hit
+                continue
+            lp, ks = key
+            rel = tuple(p - r.start for p, r in zip(lp, lregion))
+            sl = tuple(
+                slice(int(t.starts[k]) - a, int(t.ends[k]) - a)
+                for t, k, a in zip(self.tilings, ks, raw.lo)
+            )
+            self.queue.append((key, _pad_to(raw.data[(*rel, slice(None), *sl)], self.tile)))
+            self.queued.add(key)
+        self.pending.append((flat, region, keys, last_block))
+
+    def run(self, flush: bool) -> list[tuple[int, list[np.ndarray]]]:
+        """Predict the full batches (all with ``flush``); return the blocks now blended."""
+        while len(self.queue) >= self.batch_size or (flush and self.queue):
+            batch, self.queue = self.queue[: self.batch_size], self.queue[self.batch_size :]
+            self._predict(batch)
+        finished = []
+        while self.pending and all(k in self.ready for k in self.pending[0][2]):
+            flat, region, keys, last_block = self.pending.pop(0)
+            sregion = [region[p] for p in self.layout.spatial]
+            lregion = [region[p] for p in self.layout.loop]
+            preds = {k: self.ready[k] for k in keys}
+            finished.append((flat, _accumulate(preds, sregion, lregion, self.tilings)))
+            for key in keys:
+                self.need[key] -= 1
+                if not self.need[key]:
+                    del self.need[key]
+                    tp = self.ready.pop(key)
+                    ends = tuple(int(t.ends[k]) for t, k in zip(self.tilings, key[1]))
+                    if last_block(ends) > flat:
+                        self.cache.put(key, last_block(ends), tp)
+        return finished
+
+    def _predict(self, batch: list[tuple[tuple, np.ndarray]]) -> None:
+        tiles = [t for _, t in batch]
+        tiles += tiles[-1:] * (self.batch_size - len(tiles))
+        outs = self.predict(np.stack(tiles).astype(np.float32, copy=False))
+        self.stats.tiles_predicted += len(batch)
+        self.stats.voxels_predicted += len(batch) * int(np.prod(self.tile))
+        keys = [key for key, _ in batch]
+        weights = _batch_windows(self.tilings, [ks for _, ks in keys], self.tile)[: len(batch)]
+        weighted = [np.asarray(o[: len(batch)], np.float32) * weights for o in outs]
+        for j, key in enumerate(keys):
+            valid = tuple(
+                slice(0, int(t.ends[k] - t.starts[k])) for t, k in zip(self.tilings, key[1])
+            )
+            # a copy, never a view: a view would keep the whole batch's output alive
+            # while the cache counts only this tile's bytes against its bound
+            self.ready[key] = [np.array(w[j][(slice(None), *valid)]) for w in weighted]
+            self.queued.discard(key)
+
+
+def _batch_windows(
+    tilings: list[AxisTiling], keys: list[tuple[int, ...]], tile: tuple[int, ...]
+) -> np.ndarray:
+    """Blending weights of a batch of tiles, ``(B, 1, *tile)`` float32 (zero where padded)."""
+    n = len(keys)
+    out = np.ones((n, 1, *tile), np.float32)
+    for axis, (t, size) in enumerate(zip(tilings, tile)):
+        w = np.zeros((n, size), np.float32)
+        for j, ks in enumerate(keys):
+            win = t.windows[ks[axis]]
+            w[j, : len(win)] = win
+        view = [n, *[1] * (len(tile) + 1)]
+        view[axis + 2] = size
+        out *= w.reshape(view)
+    return out
 
 
 def _accumulate(
     preds: dict[tuple, list[np.ndarray]],
-    region: list[slice],
     sregion: list[slice],
     lregion: list[slice],
-    layout: Layout,
     tilings: list[AxisTiling],
 ) -> list[np.ndarray]:
-    """Window-weighted sum of tile predictions over the block, divided by the summed weight."""
+    """Sum of the weighted tile predictions over the block, divided by the summed weight.
+
+    Tiles are added in sorted key order, so every voxel's sum is formed in the same order
+    whichever block computes it and whichever tiles came from the cache (bit-identical
+    results across blocks, parts and reruns).
+    """
     first = next(iter(preds.values()))
     channels = first[0].shape[0]
     bshape = [r.stop - r.start for r in sregion]
     lshape = [r.stop - r.start for r in lregion]
     acc = [np.zeros((*lshape, channels, *bshape), np.float32) for _ in first]
-    for (lp, ks), tp in preds.items():
+    for (lp, ks), tp in sorted(preds.items(), key=lambda item: item[0]):
         rel = tuple(p - r.start for p, r in zip(lp, lregion))
-        dst, src, wins = [], [], []
+        dst, src = [], []
         for t, k, r in zip(tilings, ks, sregion):
             a, b = max(int(t.starts[k]), r.start), min(int(t.ends[k]), r.stop)
             dst.append(slice(a - r.start, b - r.start))
             src.append(slice(a - int(t.starts[k]), b - int(t.starts[k])))
-            wins.append(t.windows[k][src[-1]])
-        weight = outer(wins).astype(np.float32)
         for out, p in zip(acc, tp):
-            out[(*rel, slice(None), *dst)] += p[(slice(None), *src)] * weight
+            out[(*rel, slice(None), *dst)] += p[(slice(None), *src)]
     total = outer([t.total[r] for t, r in zip(tilings, sregion)]).astype(np.float32)
     for out in acc:
         out /= total

@@ -5,7 +5,12 @@ it ends at the image edge, and an axis shorter than ``t`` gets one tile that is 
 A tile weighs 1 in its middle and ramps up over the voxels it shares with its neighbour by a
 raised cosine, ``r(i) = sin²(π (i + ½) / (2 L))`` for ``i < L`` shared voxels; ramps of two
 neighbours sum to exactly 1 over their shared voxels, so blending is smooth and seam-free.
-A side that touches the image edge keeps full weight. Windows are separable: the weight of
+A side that touches the image edge keeps full weight.
+
+With a ``margin`` ``m`` (the model's receptive-field radius, where a tile's output is spoiled
+by the missing context beyond its edge), the ramp is confined to the middle of the shared
+voxels: the first ``m`` of them belong wholly to the tile on the left, the last ``m`` to the
+tile on the right, so no tile's spoiled border counts at all. Windows are separable: the weight of
 an N-d tile is the outer product of its axes' windows, and the summed weight of the whole grid
 is the outer product of the per-axis sums, which is what the blended sum is divided by.
 """
@@ -64,7 +69,14 @@ class AxisTiling:
         return np.flatnonzero((self.starts < hi) & (self.ends > lo))
 
 
-def axis_tiling(size: int, tile: int, overlap: int) -> AxisTiling:
+def rising(shared: int, margin: int = 0) -> np.ndarray:
+    """Weight of the right tile over ``shared`` voxels: 0 for ``margin``, a raised-cosine
+    ramp, then 1 for ``margin`` (the margin shrinks so that the ramp keeps >= 1 voxel)."""
+    margin = max(min(margin, (shared - 1) // 2), 0)
+    return np.concatenate([np.zeros(margin), ramp(shared - 2 * margin), np.ones(margin)])
+
+
+def axis_tiling(size: int, tile: int, overlap: int, margin: int = 0) -> AxisTiling:
     """Tile one axis of length ``size`` and build the blending windows (see module doc)."""
     starts = tile_starts(size, tile, overlap)
     ends = np.minimum(starts + tile, size)
@@ -73,14 +85,16 @@ def axis_tiling(size: int, tile: int, overlap: int) -> AxisTiling:
         w = np.ones(e - s)
         if k > 0:
             shared = int(ends[k - 1] - s)
-            w[:shared] *= ramp(shared)
+            w[:shared] *= rising(shared, margin)
         if k < len(starts) - 1:
             shared = int(e - starts[k + 1])
-            w[len(w) - shared :] *= ramp(shared)[::-1]
+            w[len(w) - shared :] *= rising(shared, margin)[::-1]
         windows.append(w)
     total = np.zeros(size)
     for s, e, w in zip(starts, ends, windows):
         total[s:e] += w
+    if margin and not np.all(total > 0):  # a crowded last tile left a voxel unweighted
+        return axis_tiling(size, tile, overlap)
     return AxisTiling(size, tile, starts, ends, tuple(windows), total)
 
 

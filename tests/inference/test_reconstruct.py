@@ -5,6 +5,7 @@ import pytest
 
 from cellvae.errors import CellvaeError
 from cellvae.inference import reconstruct as rec
+from cellvae.inference.partial import BlockRecord
 from cellvae.io.omezarr import open_image
 from tests.inference.helpers import IdentityVAE, full_range_image, stand_in, write_test_image
 
@@ -42,21 +43,20 @@ def test_resume_recomputes_no_finished_block(tmp_path, rng, monkeypatch):
     vae = IdentityVAE()
     stand_in(monkeypatch, vae)
     out = tmp_path / "out.zarr"
-    saved = []
-    real_save = rec._save_done
+    real_mark = BlockRecord.mark
 
-    def save_then_stop(tmp, settings, done):
-        real_save(tmp, settings, done)
-        saved.append(list(done))
-        if len(done) == 2:
+    def mark_then_stop(record, block):
+        real_mark(record, block)
+        if len(record.done()) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(rec, "_save_done", save_then_stop)
+    monkeypatch.setattr(BlockRecord, "mark", mark_then_stop)
     kw = dict(tile=16, overlap=4, block=32, cache_mb=0, progress=False)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(rec.Interrupted) as stop:
         rec.reconstruct_image("x.ckpt", src, out, **kw)
+    assert (stop.value.kept, stop.value.total) == (2, 4)
     assert not out.exists() and rec.temporary_path(out).exists()
-    monkeypatch.setattr(rec, "_save_done", real_save)
+    monkeypatch.setattr(BlockRecord, "mark", real_mark)
     vae.calls = 0
     stats = rec.reconstruct_image("x.ckpt", src, out, **kw)
     assert stats.blocks_skipped == 2 and stats.blocks_written == 2

@@ -121,8 +121,10 @@ def test_resume_skips_finished_blocks_and_gives_the_same_output(rng):
 
 def test_cache_predicts_each_tile_once_along_a_row(rng):
     src = rng.random((16, 200)).astype(np.float32)
-    _, cached = _run(src, "yx", 2, (16, 32), (0, 8), (16, 50))
-    _, uncached = _run(src, "yx", 2, (16, 32), (0, 8), (16, 50), cache_bytes=0)
+    # one tile per call, so each block is blended as soon as its tiles are predicted and a
+    # tile shared with the next block survives only in the cache
+    _, cached = _run(src, "yx", 2, (16, 32), (0, 8), (16, 50), batch_size=1)
+    _, uncached = _run(src, "yx", 2, (16, 32), (0, 8), (16, 50), batch_size=1, cache_bytes=0)
     n_tiles = 8  # starts 0, 24, ..., 144 and 168 (flush with the edge)
     assert cached.tiles_predicted == n_tiles
     assert uncached.tiles_predicted > n_tiles
@@ -134,23 +136,32 @@ def test_cached_tiles_do_not_keep_whole_prediction_batches_alive(rng):
     import weakref
 
     batches: list[weakref.ref] = []
+    alive_at_each_call = []
 
     def fresh_batch(tiles):
+        gc.collect()  # every earlier batch is done with: none may still be alive
+        alive_at_each_call.append(sum(ref() is not None for ref in batches))
         out = tiles * 1.0  # a new array per call, as a model's output is
         batches.append(weakref.ref(out))
         return [out]
 
-    alive_after_first_block = []
-
-    def count_alive(flat):
-        if flat == 0:
-            gc.collect()
-            alive_after_first_block.append(sum(ref() is not None for ref in batches))
-
     src = rng.random((16, 200)).astype(np.float32)
-    out, stats = _run(
-        src, "yx", 2, (16, 32), (0, 8), (16, 50), predict=fresh_batch, on_block=count_alive
-    )
+    out, stats = _run(src, "yx", 2, (16, 32), (0, 8), (16, 50), predict=fresh_batch, batch_size=1)
     assert stats.cache_hits > 0  # tiles straddling blocks were cached and reused
-    assert alive_after_first_block == [0]
+    assert len(alive_at_each_call) == 8 and set(alive_at_each_call) == {0}
+    np.testing.assert_allclose(out, src, atol=1e-6)
+
+
+def test_batches_span_blocks_and_are_always_full(rng):
+    """No call is wasted on a block's last tiles: calls are full, only the last is padded."""
+    sizes = []
+
+    def counting(tiles):
+        sizes.append(len(tiles))
+        return [tiles]
+
+    src = rng.random((48, 200)).astype(np.float32)
+    out, stats = _run(src, "yx", 2, (16, 32), (4, 8), (16, 50), predict=counting, batch_size=4)
+    assert set(sizes) == {4} and len(sizes) == -(-stats.tiles_predicted // 4)
+    assert stats.tiles_predicted == 4 * 8  # each tile once: 4 rows x 8 columns
     np.testing.assert_allclose(out, src, atol=1e-6)

@@ -1,0 +1,82 @@
+"""The measured receptive field, and a reconstruction without periodic error at the tile period."""
+
+import numpy as np
+import pytest
+import torch
+
+from cellvae.data.normalize import Quantizer
+from cellvae.inference import reconstruct as rec
+from cellvae.inference.field import margin_for, overlap_for, receptive_radius
+from cellvae.inference.model import Reconstructor
+from cellvae.io.omezarr import open_image
+from tests.inference.helpers import IdentityVAE, stand_in, write_test_image
+
+
+class BlurVAE(IdentityVAE):
+    """Reconstructs by a ``(2R+1)²`` box blur with zero padding: its border effect is known,
+    it reaches exactly ``R`` voxels in from a tile's edge."""
+
+    def __init__(self, radius: int):
+        super().__init__()
+        self.radius, self.downsampling = radius, 1
+        side = 2 * radius + 1
+        self.register_buffer("kernel", torch.full((1, 1, side, side), 1.0 / side**2))
+
+    def reconstruct_params(self, x, sample=False):
+        return torch.nn.functional.conv2d(x, self.kernel.to(x.dtype), padding=self.radius)
+
+
+@pytest.mark.parametrize("radius", [0, 2, 5])
+def test_receptive_radius_of_a_box_blur_is_its_half_width(radius):
+    vae = BlurVAE(radius) if radius else IdentityVAE()
+    assert receptive_radius(vae, (32, 48)) == (radius, radius)
+
+
+def test_default_overlap_holds_a_margin_and_a_ramp():
+    assert overlap_for((5, 0), (64, 64)) == (15, 2)
+    assert overlap_for((40, 40), (64, 64)) == (32, 32)  # at most half the tile
+    assert margin_for((5, 5), (15, 6)) == (5, 2)  # a narrow hand-picked overlap keeps a ramp
+
+
+#: the tile frequency, then nearby frequencies that are not its harmonics (in its units)
+FREQ = (1.0, 0.7, 0.8, 1.2, 1.3)
+
+
+def _at_tile_period(err: np.ndarray, period: int) -> tuple[float, float]:
+    """Amplitude (raw units) of the mean error profile (over rows, over columns) at frequency
+    1/period, and its power relative to the mean power at nearby non-harmonic frequencies."""
+    amplitude, ratio = 0.0, 0.0
+    for profile in (err.mean(axis=0), err.mean(axis=1)):
+        profile = profile - profile.mean()
+        x = np.arange(profile.size)
+        power = [abs(np.sum(profile * np.exp(-2j * np.pi * f / period * x))) ** 2 for f in FREQ]
+        amplitude = max(amplitude, 2 * np.sqrt(power[0]) / profile.size)
+        ratio = max(ratio, power[0] / (np.mean(power[1:]) + 1e-30))
+    return amplitude, ratio
+
+
+def test_reconstruction_has_no_periodic_error_at_the_tile_period(tmp_path, rng, monkeypatch):
+    """A blur whose border effect is known: with the default overlap (from the measured
+    receptive field) the tiled result equals the untiled one; with a thin overlap (1/16 of
+    the tile, the old default) the error repeats with the tile period."""
+    from scipy.ndimage import gaussian_filter
+
+    tile, radius = 32, 4
+    smooth = gaussian_filter(rng.normal(size=(170, 170)), 3)
+    data = (200 + 40 * smooth / smooth.std()).clip(0, 255).astype(np.uint8)
+    src = write_test_image(tmp_path / "in.zarr", data, "yx")
+    vae = BlurVAE(radius)
+    stand_in(monkeypatch, vae)
+    image = open_image(src)
+    quantizers = [Quantizer.from_stats(image.stats, 0, 0.1, 99.9, 8)]
+    whole = Reconstructor(vae, quantizers)(data[None, None].astype(np.float32))[0][0, 0]
+    errors = {}
+    for name, overlap in (("default", None), ("thin", tile // 16)):
+        out = tmp_path / f"{name}.zarr"
+        rec.reconstruct_image("x.ckpt", src, out, tile, overlap, block=64, progress=False)
+        errors[name] = open_image(out).array[...] - whole
+    step = tile - 3 * radius  # the default overlap is three radii
+    amplitude, _ = _at_tile_period(errors["default"], step)
+    assert amplitude < 1e-4 and np.abs(errors["default"]).max() < 1e-3  # float rounding only
+    amplitude, ratio = _at_tile_period(errors["thin"], tile - tile // 16)
+    assert amplitude > 0.5 and ratio > 10  # the seams the default overlap removes
