@@ -58,14 +58,17 @@ def tiny_image(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def write_config(path: Path, outdir: Path, image: tuple[Path, Path], parts: int = 1) -> Path:
-    """A workflow config for the tiny image and the tiny 2D preset."""
+    """A workflow config for the tiny image and the tiny 2D preset.
+
+    Reconstruction blocks of 32 px make 9 blocks of the 96 x 96 image, so 3 parts get 3 each.
+    """
     config = {
         "outdir": str(outdir),
         "images": {"tiny": {"path": str(image[0]), "axes": "YX", "labels": str(image[1])}},
         "presets": {
             "small": {"config": "configs/2d_hier_dlogistic.yaml", "overrides": dict(TINY_FIT)}
         },
-        "reconstruct": {"parts": parts, "args": []},
+        "reconstruct": {"parts": parts, "args": ["--block", "32"]},
         "sample": {"n": 4},
         "resources": {"default": {"threads": 1, "mem_mb": 1000, "runtime": 10}},
     }

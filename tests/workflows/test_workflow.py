@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 
 from tests.workflows.conftest import REPO, snakemake, write_config
 
@@ -17,7 +19,7 @@ RULES = ("ingest", "fit", "reconstruct", "embed", "blur", "sample", "report")
 
 def _job_counts(output: str) -> dict[str, int]:
     """`rule -> count` from the job-stats table a dry run prints."""
-    table = output.split("Job stats:", 1)[1]
+    table = output.split("Job stats:", 1)[1].split("\ntotal", 1)[0]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
@@ -64,14 +66,21 @@ def test_invalid_config_is_refused_naming_the_field(cellvae_env, tiny_image, tmp
     assert "['reconstruct']['parts']" in message and "minimum" in message, message
 
 
-@pytest.mark.slow
-def test_tiny_workflow_runs_end_to_end_with_report(cellvae_env, tiny_image, tmp_path):
-    out = tmp_path / "out"
-    config = write_config(tmp_path / "c.yaml", out, tiny_image)
+@pytest.fixture(scope="module")
+def tiny_run(cellvae_env, tiny_image, tmp_path_factory):
+    """The whole workflow, run for real on the tiny image with the local profile."""
+    folder = tmp_path_factory.mktemp("tiny_run")
+    out = folder / "out"
+    config = write_config(folder / "c.yaml", out, tiny_image)
     args = ["--configfile", str(config), "--replace-workflow-config"]
     done = snakemake(cellvae_env, "--profile", "workflows/profiles/local", "--cores", "2", *args)
     assert done.returncode == 0, done.stderr[-3000:]
+    return folder, out, args
 
+
+@pytest.mark.slow
+def test_tiny_workflow_runs_end_to_end_with_report(cellvae_env, tiny_image, tiny_run):
+    folder, out, args = tiny_run
     run = out / "tiny" / "small"
     for name in ("recon.ome.zarr", "blurmap.ome.zarr", "blur.json", "cells.parquet"):
         assert (run / name).exists(), name
@@ -80,7 +89,7 @@ def test_tiny_workflow_runs_end_to_end_with_report(cellvae_env, tiny_image, tmp_
     figures = {p.name for p in (run / "report_figures").glob("*.png")}
     assert figures == {"training.png", "blur.png", "cells.png", "samples.png"}
     cells = pd.read_parquet(run / "cells.parquet")
-    labels = np.unique(__import__("tifffile").imread(tiny_image[1]))
+    labels = np.unique(tifffile.imread(tiny_image[1]))
     assert set(cells["label"]) == set(labels[labels > 0])  # one row per labelled network
     assert 0 < json.loads((run / "blur.json").read_text())["global_hf_ratio"] < 2
     for rule in RULES:  # a log and a benchmark per rule and run
@@ -91,9 +100,37 @@ def test_tiny_workflow_runs_end_to_end_with_report(cellvae_env, tiny_image, tmp_
     again = snakemake(cellvae_env, "-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    html = tmp_path / "report.html"
+    html = folder / "report.html"
     made = snakemake(cellvae_env, "--report", str(html), *args)
     assert made.returncode == 0, made.stderr[-2000:]
     text = html.read_text(errors="replace")
     for caption in ("Training curves", "blur map", "principal components", "prior of preset"):
         assert caption in text, caption
+
+
+@pytest.mark.slow
+def test_split_reconstruction_equals_one_job_and_reruns_a_missing_part_alone(
+    cellvae_env, tiny_image, tiny_run, tmp_path
+):
+    from cellvae.io.omezarr import open_image
+
+    _, out, _ = tiny_run
+    split = tmp_path / "out"
+    for name in ("tiny/image.ome.zarr", "tiny/small/train"):  # same image, same model
+        shutil.copytree(out / name, split / name)
+    config = write_config(tmp_path / "c.yaml", split, tiny_image, parts=3)
+    args = ["--configfile", str(config), "--replace-workflow-config", "--cores", "2"]
+    flag = split / "parts" / "tiny" / "small" / "part{}of3.done"
+    # parts 1 and 3 only, as if part 2's job had died
+    done = snakemake(cellvae_env, *args, str(flag).format(1), str(flag).format(3))
+    assert done.returncode == 0, done.stderr[-3000:]
+    recon = split / "tiny" / "small" / "recon.ome.zarr"
+    done = snakemake(cellvae_env, *args, str(recon))
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = _job_counts(done.stdout + done.stderr)
+    assert counts == {"reconstruct_part": 1, "reconstruct": 1}, counts  # part 2
+    assert "--part 2/3" in done.stdout + done.stderr
+    assert not list(flag.parent.glob("*.done"))  # temporary flags are gone
+    one = open_image(out / "tiny" / "small" / "recon.ome.zarr")
+    three = open_image(recon)
+    np.testing.assert_array_equal(np.asarray(three.array), np.asarray(one.array))

@@ -2,7 +2,8 @@
 # array under the slurm profile): `--prepare` creates the output, each `--part I/N` writes its
 # own disjoint share of the blocks, `--finalize` checks all are there, builds the pyramid and
 # gives the output its final name. A part that dies is rerun alone: the others keep their
-# `.done` flags. With N = 1 it is one plain `cellvae reconstruct`.
+# `.done` flags (kept until the output is final; the `prepared` flag stays, so rerunning one
+# part never makes the others look out of date). With N = 1 it is one plain `cellvae reconstruct`.
 RECON_ARGS = " ".join(config["reconstruct"]["args"])
 PART_FLAG = f"{OUT}/parts/{{image}}/{{preset}}/part{{part}}of{PARTS}.done"
 
@@ -40,7 +41,7 @@ else:
         input:
             unpack(recon_inputs),
         output:
-            flag=temp(f"{OUT}/parts/{{image}}/{{preset}}/prepared.done"),
+            flag=f"{OUT}/parts/{{image}}/{{preset}}/prepared.done",
         params:
             ckpt=ckpt_param,
             recon=f"{RUN}/recon.ome.zarr",
