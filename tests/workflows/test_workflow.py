@@ -29,12 +29,13 @@ def test_lint_is_clean(cellvae_env):
     assert "Congratulations, your workflow is in a good condition!" in done.stdout + done.stderr
 
 
-def test_dry_run_of_shipped_config_plans_every_step(cellvae_env):
+def test_dry_run_of_shipped_config_plans_every_step(cellvae_env, tmp_path):
     import yaml
 
     config = yaml.safe_load((REPO / "workflows/config/config.yaml").read_text())
     runs = len(config["images"]) * len(config["presets"])
-    done = snakemake(cellvae_env, "-n", "--profile", "workflows/profiles/local")
+    profile = ["--profile", "workflows/profiles/local"]
+    done = snakemake(cellvae_env, "-n", *profile, "--config", f"outdir={tmp_path}")
     assert done.returncode == 0, done.stderr
     counts = _job_counts(done.stdout)
     assert counts["ingest"] == len(config["images"])
@@ -119,7 +120,7 @@ def test_split_reconstruction_equals_one_job_and_reruns_a_missing_part_alone(
     for name in ("tiny/image.ome.zarr", "tiny/small/train"):  # same image, same model
         shutil.copytree(out / name, split / name)
     config = write_config(tmp_path / "c.yaml", split, tiny_image, parts=3)
-    args = ["--configfile", str(config), "--replace-workflow-config", "--cores", "2"]
+    args = ["--configfile", str(config), "--replace-workflow-config", "--cores", "2", "-p"]
     flag = split / "parts" / "tiny" / "small" / "part{}of3.done"
     # parts 1 and 3 only, as if part 2's job had died
     done = snakemake(cellvae_env, *args, str(flag).format(1), str(flag).format(3))

@@ -102,9 +102,31 @@ stop_pidfile() {
   rm -f "$file"
 }
 
+ports_free() {
+  local port
+  for port in "${CELLVAE_SLURMCTLD_PORT:-6817}" "${CELLVAE_SLURMD_PORT:-6818}"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "port $port is in use (another SLURM?); set CELLVAE_SLURMCTLD_PORT/_SLURMD_PORT" >&2
+      exit 5
+    fi
+  done
+}
+
+cancel_jobs() {
+  local jobs
+  [ -f "$dir/slurmctld.pid" ] || return 0
+  jobs=$(SLURM_CONF=$conf squeue -h -o %i 2>/dev/null || true)
+  if [ -n "$jobs" ]; then
+    # shellcheck disable=SC2086
+    SLURM_CONF=$conf scancel $jobs 2>/dev/null || true
+    sleep 2
+  fi
+}
+
 case $action in
   start)
     install_if_missing
+    ports_free
     write_conf
     start_munge
     SLURM_CONF=$conf slurmctld -f "$conf"
@@ -112,6 +134,7 @@ case $action in
     wait_idle
     ;;
   stop)
+    cancel_jobs
     stop_pidfile "$dir/slurmd.pid"
     stop_pidfile "$dir/slurmctld.pid"
     stop_pidfile "$dir/munged.pid"
