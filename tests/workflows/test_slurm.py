@@ -89,7 +89,6 @@ def test_workflow_runs_through_the_slurm_profile(slurm_env, tiny_image, tmp_path
         "workflows/profiles/slurm",
         "--configfile",
         str(config),
-        "--replace-workflow-config",
         "--slurm-no-account",
         "--slurm-init-seconds-before-status-checks=2",
         f"--slurm-logdir={tmp_path}/slurm_logs",

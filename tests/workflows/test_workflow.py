@@ -45,9 +45,7 @@ def test_dry_run_of_shipped_config_plans_every_step(cellvae_env, tmp_path):
 
 def test_dry_run_splits_reconstruction_into_parts(cellvae_env, tiny_image, tmp_path):
     config = write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image, parts=3)
-    done = snakemake(
-        cellvae_env, "-n", "-p", "--configfile", str(config), "--replace-workflow-config"
-    )
+    done = snakemake(cellvae_env, "-n", "-p", "--configfile", str(config))
     assert done.returncode == 0, done.stderr
     counts = _job_counts(done.stdout)
     assert (counts["reconstruct_prepare"], counts["reconstruct_part"]) == (1, 3)
@@ -61,7 +59,7 @@ def test_invalid_config_is_refused_naming_the_field(cellvae_env, tiny_image, tmp
     config = write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image)
     text = config.read_text().replace("parts: 1", "parts: 0")
     config.write_text(text)
-    done = snakemake(cellvae_env, "-n", "--configfile", str(config), "--replace-workflow-config")
+    done = snakemake(cellvae_env, "-n", "--configfile", str(config))
     assert done.returncode != 0
     message = done.stdout + done.stderr
     assert "['reconstruct']['parts']" in message and "minimum" in message, message
@@ -73,7 +71,7 @@ def tiny_run(cellvae_env, tiny_image, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_run")
     out = folder / "out"
     config = write_config(folder / "c.yaml", out, tiny_image)
-    args = ["--configfile", str(config), "--replace-workflow-config"]
+    args = ["--configfile", str(config)]
     done = snakemake(cellvae_env, "--profile", "workflows/profiles/local", "--cores", "2", *args)
     assert done.returncode == 0, done.stderr[-3000:]
     return folder, out, args
@@ -120,7 +118,7 @@ def test_split_reconstruction_equals_one_job_and_reruns_a_missing_part_alone(
     for name in ("tiny/image.ome.zarr", "tiny/small/train"):  # same image, same model
         shutil.copytree(out / name, split / name)
     config = write_config(tmp_path / "c.yaml", split, tiny_image, parts=3)
-    args = ["--configfile", str(config), "--replace-workflow-config", "--cores", "2", "-p"]
+    args = ["--configfile", str(config), "--cores", "2", "-p"]
     flag = split / "parts" / "tiny" / "small" / "part{}of3.done"
     # parts 1 and 3 only, as if part 2's job had died
     done = snakemake(cellvae_env, *args, str(flag).format(1), str(flag).format(3))

@@ -7,8 +7,10 @@
 #   workflows/hpc/local_cluster.sh stop DIR    # stop every daemon this script started
 #
 # One node (this host, all its CPUs), one partition `debug`, consumable trackable resources
-# (cons_tres), no accounting database. Configuration, state, logs and pid files live in DIR;
-# nothing under /etc is changed except what installing slurm-wlm and munge does.
+# (cons_tres), no accounting database. Configuration, state, logs and pid files live in DIR.
+# While it runs, /etc/slurm/slurm.conf is a link to DIR/slurm.conf when no such file exists
+# (jobs that call srun inside, like Snakemake's SLURM job steps, drop SLURM_CONF); stop removes
+# the link. Nothing else under /etc changes beyond what installing slurm-wlm and munge does.
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
@@ -78,6 +80,21 @@ start_munge() {
   cp /run/munge/munged.pid "$dir/munged.pid"
 }
 
+link_default_conf() {
+  if [ ! -e /etc/slurm/slurm.conf ] && [ ! -L /etc/slurm/slurm.conf ]; then
+    mkdir -p /etc/slurm
+    ln -s "$conf" /etc/slurm/slurm.conf
+  elif [ "$(readlink /etc/slurm/slurm.conf)" != "$conf" ]; then
+    echo "note: /etc/slurm/slurm.conf exists; srun inside jobs reads it, not $conf" >&2
+  fi
+}
+
+unlink_default_conf() {
+  if [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$conf" ]; then
+    rm -f /etc/slurm/slurm.conf
+  fi
+}
+
 wait_idle() {
   local i
   for i in $(seq 1 60); do
@@ -128,6 +145,7 @@ case $action in
     install_if_missing
     ports_free
     write_conf
+    link_default_conf
     start_munge
     SLURM_CONF=$conf slurmctld -f "$conf"
     SLURM_CONF=$conf slurmd -f "$conf"
@@ -138,6 +156,7 @@ case $action in
     stop_pidfile "$dir/slurmd.pid"
     stop_pidfile "$dir/slurmctld.pid"
     stop_pidfile "$dir/munged.pid"
+    unlink_default_conf
     ;;
   *) usage ;;
 esac
