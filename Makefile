@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
-EXTRAS ?= samples,dev,gui-test
+EXTRAS ?= samples,dev,gui-test,workflows
 comma  := ,
 STAMP  := $(VENV)/.cellvae-$(subst $(comma),-,$(EXTRAS))
 

@@ -49,6 +49,8 @@ def log_image_grid(trainer, grid: np.ndarray, tag: str = "val/inputs_recons_samp
         return
     from matplotlib.image import imsave
 
-    folder = Path(trainer.log_dir or trainer.default_root_dir) / "images"
+    # not trainer.log_dir: it broadcasts across ranks, and only rank 0 gets here (DDP deadlock)
+    logger = trainer.logger
+    folder = Path(getattr(logger, "log_dir", None) or trainer.default_root_dir) / "images"
     folder.mkdir(parents=True, exist_ok=True)
     imsave(folder / f"grid_step{step:07d}.png", grid, cmap="gray", vmin=0.0, vmax=1.0)

@@ -1,0 +1,135 @@
+"""The Snakemake workflow: lint, dry runs of the shipped and split configs, config validation,
+and a real tiny run of the whole chain with its HTML report."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from tests.workflows.conftest import REPO, snakemake, write_config
+
+RULES = ("ingest", "fit", "reconstruct", "embed", "blur", "sample", "report")
+
+
+def _job_counts(output: str) -> dict[str, int]:
+    """`rule -> count` from the job-stats table a dry run prints."""
+    table = output.split("Job stats:", 1)[1].split("\ntotal", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_lint_is_clean(cellvae_env):
+    done = snakemake(cellvae_env, "--lint")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Congratulations, your workflow is in a good condition!" in done.stdout + done.stderr
+
+
+def test_dry_run_of_shipped_config_plans_every_step(cellvae_env, tmp_path):
+    import yaml
+
+    config = yaml.safe_load((REPO / "workflows/config/config.yaml").read_text())
+    runs = len(config["images"]) * len(config["presets"])
+    profile = ["--profile", "workflows/profiles/local"]
+    done = snakemake(cellvae_env, "-n", *profile, "--config", f"outdir={tmp_path}")
+    assert done.returncode == 0, done.stderr
+    counts = _job_counts(done.stdout)
+    assert counts["ingest"] == len(config["images"])
+    for rule in RULES[1:]:
+        assert counts[rule] == runs, (rule, counts)
+
+
+def test_dry_run_splits_reconstruction_into_parts(cellvae_env, tiny_image, tmp_path):
+    config = write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image, parts=3)
+    done = snakemake(cellvae_env, "-n", "-p", "--configfile", str(config))
+    assert done.returncode == 0, done.stderr
+    counts = _job_counts(done.stdout)
+    assert (counts["reconstruct_prepare"], counts["reconstruct_part"]) == (1, 3)
+    assert counts["reconstruct"] == 1  # the finalize step
+    for i in (1, 2, 3):
+        assert f"--part {i}/3" in done.stdout
+    assert "--prepare" in done.stdout and "--finalize" in done.stdout
+
+
+def test_invalid_config_is_refused_naming_the_field(cellvae_env, tiny_image, tmp_path):
+    config = write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image)
+    text = config.read_text().replace("parts: 1", "parts: 0")
+    config.write_text(text)
+    done = snakemake(cellvae_env, "-n", "--configfile", str(config))
+    assert done.returncode != 0
+    message = done.stdout + done.stderr
+    assert "['reconstruct']['parts']" in message and "minimum" in message, message
+
+
+@pytest.fixture(scope="module")
+def tiny_run(cellvae_env, tiny_image, tmp_path_factory):
+    """The whole workflow, run for real on the tiny image with the local profile."""
+    folder = tmp_path_factory.mktemp("tiny_run")
+    out = folder / "out"
+    config = write_config(folder / "c.yaml", out, tiny_image)
+    args = ["--configfile", str(config)]
+    done = snakemake(cellvae_env, "--profile", "workflows/profiles/local", "--cores", "2", *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder, out, args
+
+
+@pytest.mark.slow
+def test_tiny_workflow_runs_end_to_end_with_report(cellvae_env, tiny_image, tiny_run):
+    folder, out, args = tiny_run
+    run = out / "tiny" / "small"
+    for name in ("recon.ome.zarr", "blurmap.ome.zarr", "blur.json", "cells.parquet"):
+        assert (run / name).exists(), name
+    for name in ("samples.tif", "report.md", "train"):
+        assert (run / name).exists(), name
+    figures = {p.name for p in (run / "report_figures").glob("*.png")}
+    assert figures == {"training.png", "blur.png", "cells.png", "samples.png"}
+    cells = pd.read_parquet(run / "cells.parquet")
+    labels = np.unique(tifffile.imread(tiny_image[1]))
+    assert set(cells["label"]) == set(labels[labels > 0])  # one row per labelled network
+    assert 0 < json.loads((run / "blur.json").read_text())["global_hf_ratio"] < 2
+    for rule in RULES:  # a log and a benchmark per rule and run
+        suffix = "tiny" if rule == "ingest" else "tiny/small"
+        assert (out / "logs" / rule / f"{suffix}.log").is_file(), rule
+        assert (out / "benchmarks" / rule / f"{suffix}.tsv").is_file(), rule
+
+    again = snakemake(cellvae_env, "-n", *args)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    html = folder / "report.html"
+    made = snakemake(cellvae_env, "--report", str(html), *args)
+    assert made.returncode == 0, made.stderr[-2000:]
+    text = html.read_text(errors="replace")
+    for caption in ("Training curves", "blur map", "principal components", "prior of preset"):
+        assert caption in text, caption
+
+
+@pytest.mark.slow
+def test_split_reconstruction_equals_one_job_and_reruns_a_missing_part_alone(
+    cellvae_env, tiny_image, tiny_run, tmp_path
+):
+    from cellvae.io.omezarr import open_image
+
+    _, out, _ = tiny_run
+    split = tmp_path / "out"
+    for name in ("tiny/image.ome.zarr", "tiny/small/train"):  # same image, same model
+        shutil.copytree(out / name, split / name)
+    config = write_config(tmp_path / "c.yaml", split, tiny_image, parts=3)
+    args = ["--configfile", str(config), "--cores", "2", "-p"]
+    flag = split / "parts" / "tiny" / "small" / "part{}of3.done"
+    # parts 1 and 3 only, as if part 2's job had died
+    done = snakemake(cellvae_env, *args, str(flag).format(1), str(flag).format(3))
+    assert done.returncode == 0, done.stderr[-3000:]
+    recon = split / "tiny" / "small" / "recon.ome.zarr"
+    done = snakemake(cellvae_env, *args, str(recon))
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = _job_counts(done.stdout + done.stderr)
+    assert counts == {"reconstruct_part": 1, "reconstruct": 1}, counts  # part 2
+    assert "--part 2/3" in done.stdout + done.stderr
+    assert not list(flag.parent.glob("part*.done"))  # the parts' temporary flags are gone
+    one = open_image(out / "tiny" / "small" / "recon.ome.zarr")
+    three = open_image(recon)
+    np.testing.assert_array_equal(np.asarray(three.array), np.asarray(one.array))

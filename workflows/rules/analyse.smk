@@ -1,0 +1,75 @@
+rule embed:
+    """One row per labelled cell: latent mean and log-variance, size, PCA coordinates."""
+    input:
+        image=lambda wildcards: image_zarr(wildcards.image),
+        train=f"{RUN}/train",
+    output:
+        cells=f"{RUN}/cells.parquet",
+    params:
+        ckpt=ckpt_param,
+        labels=lambda wildcards: labels_of(wildcards.image),
+        args=" ".join(config["embed"]["args"]),
+    conda:
+        "../envs/cellvae.yaml"
+    log:
+        log_of("embed"),
+    benchmark:
+        bench_of("embed")
+    wildcard_constraints:
+        image="|".join(LABELLED) or "(?!)",
+    threads: res("embed", "threads")
+    resources:
+        mem_mb=res("embed", "mem_mb"),
+        runtime=res("embed", "runtime"),
+        **gpu_resources("embed"),
+    shell:
+        "cellvae embed --ckpt {params.ckpt} {input.image} --labels {params.labels}"
+        " -o {output.cells} {params.args} --no-progress > {log} 2>&1"
+
+
+rule blur:
+    """Where the reconstruction lost fine structure: a blur map and a JSON summary."""
+    input:
+        image=lambda wildcards: image_zarr(wildcards.image),
+        recon=f"{RUN}/recon.ome.zarr",
+    output:
+        blurmap=directory(f"{RUN}/blurmap.ome.zarr"),
+        summary=f"{RUN}/blur.json",
+    params:
+        args=" ".join(config["blur"]["args"]),
+    conda:
+        "../envs/cellvae.yaml"
+    log:
+        log_of("blur"),
+    benchmark:
+        bench_of("blur")
+    threads: res("blur", "threads")
+    resources:
+        mem_mb=res("blur", "mem_mb"),
+        runtime=res("blur", "runtime"),
+    shell:
+        "cellvae blur {input.image} {input.recon} -o {output.blurmap}"
+        " --summary {output.summary} {params.args} > {log} 2>&1"
+
+
+rule sample:
+    """Images drawn from the model's prior."""
+    input:
+        train=f"{RUN}/train",
+    output:
+        samples=f"{RUN}/samples.tif",
+    params:
+        ckpt=ckpt_param,
+        n=config["sample"]["n"],
+    conda:
+        "../envs/cellvae.yaml"
+    log:
+        log_of("sample"),
+    benchmark:
+        bench_of("sample")
+    threads: res("sample", "threads")
+    resources:
+        mem_mb=res("sample", "mem_mb"),
+        runtime=res("sample", "runtime"),
+    shell:
+        "cellvae sample --ckpt {params.ckpt} -n {params.n} -o {output.samples} > {log} 2>&1"

@@ -1,0 +1,115 @@
+# Reconstruction of the whole image. With `reconstruct.parts: N > 1` it is N jobs (a SLURM
+# array under the slurm profile): `--prepare` creates the output, each `--part I/N` writes its
+# own disjoint share of the blocks, `--finalize` checks all are there, builds the pyramid and
+# gives the output its final name. A part that dies is rerun alone: the others keep their
+# `.done` flags (kept until the output is final; the `prepared` flag stays, so rerunning one
+# part never makes the others look out of date). With N = 1 it is one plain `cellvae reconstruct`.
+RECON_ARGS = " ".join(config["reconstruct"]["args"])
+PART_FLAG = f"{OUT}/parts/{{image}}/{{preset}}/part{{part}}of{PARTS}.done"
+
+
+if PARTS == 1:
+
+    rule reconstruct:
+        """Reconstruct the whole image tile by tile in one job."""
+        input:
+            unpack(recon_inputs),
+        output:
+            recon=directory(f"{RUN}/recon.ome.zarr"),
+        params:
+            ckpt=ckpt_param,
+            args=RECON_ARGS,
+        conda:
+            "../envs/cellvae.yaml"
+        log:
+            log_of("reconstruct"),
+        benchmark:
+            bench_of("reconstruct")
+        threads: res("reconstruct", "threads")
+        resources:
+            mem_mb=res("reconstruct", "mem_mb"),
+            runtime=res("reconstruct", "runtime"),
+            **gpu_resources("reconstruct"),
+        shell:
+            "cellvae reconstruct --ckpt {params.ckpt} {input.image} -o {output.recon}"
+            " {params.args} --no-progress > {log} 2>&1"
+
+else:
+
+    rule reconstruct_prepare:
+        """Create the empty output that the parts write into."""
+        input:
+            unpack(recon_inputs),
+        output:
+            flag=f"{OUT}/parts/{{image}}/{{preset}}/prepared.done",
+        params:
+            ckpt=ckpt_param,
+            recon=f"{RUN}/recon.ome.zarr",
+            args=RECON_ARGS,
+        conda:
+            "../envs/cellvae.yaml"
+        log:
+            log_of("reconstruct_prepare"),
+        benchmark:
+            bench_of("reconstruct_prepare")
+        threads: 1
+        resources:
+            mem_mb=res("reconstruct", "mem_mb"),
+            runtime=res("default", "runtime"),
+        shell:
+            "cellvae reconstruct --ckpt {params.ckpt} {input.image} -o {params.recon}"
+            " {params.args} --prepare > {log} 2>&1 && touch {output.flag}"
+
+    rule reconstruct_part:
+        """Write part I of N of the reconstruction's blocks (never another part's)."""
+        input:
+            unpack(recon_inputs),
+            prepared=rules.reconstruct_prepare.output.flag,
+        output:
+            flag=temp(PART_FLAG),
+        params:
+            ckpt=ckpt_param,
+            recon=f"{RUN}/recon.ome.zarr",
+            args=RECON_ARGS,
+            parts=PARTS,
+        conda:
+            "../envs/cellvae.yaml"
+        log:
+            f"{OUT}/logs/reconstruct_part/{{image}}/{{preset}}/part{{part}}.log",
+        benchmark:
+            f"{OUT}/benchmarks/reconstruct_part/{{image}}/{{preset}}/part{{part}}.tsv"
+        wildcard_constraints:
+            part=r"\d+",
+        threads: res("reconstruct", "threads")
+        resources:
+            mem_mb=res("reconstruct", "mem_mb"),
+            runtime=res("reconstruct", "runtime"),
+            **gpu_resources("reconstruct"),
+        shell:
+            "cellvae reconstruct --ckpt {params.ckpt} {input.image} -o {params.recon}"
+            " {params.args} --part {wildcards.part}/{params.parts} --no-progress > {log} 2>&1"
+            " && touch {output.flag}"
+
+    rule reconstruct:
+        """Check every block is written, build the pyramid, mark the output complete."""
+        input:
+            unpack(recon_inputs),
+            parts=expand(PART_FLAG, part=range(1, PARTS + 1), allow_missing=True),
+        output:
+            recon=directory(f"{RUN}/recon.ome.zarr"),
+        params:
+            ckpt=ckpt_param,
+            args=RECON_ARGS,
+        conda:
+            "../envs/cellvae.yaml"
+        log:
+            log_of("reconstruct"),
+        benchmark:
+            bench_of("reconstruct")
+        threads: res("reconstruct", "threads")
+        resources:
+            mem_mb=res("reconstruct", "mem_mb"),
+            runtime=res("reconstruct", "runtime"),
+        shell:
+            "cellvae reconstruct --ckpt {params.ckpt} {input.image} -o {output.recon}"
+            " {params.args} --finalize --no-progress > {log} 2>&1"
