@@ -9,7 +9,7 @@ boundary the ranks agree (any rank flagged = all stop), all save the checkpoint 
 Lightning's resume looks for it (``DEFAULT_ROOT_DIR/hpc_ckpt_N.ckpt``), rank 0 runs
 ``scontrol requeue`` and training stops. The requeued job (same job id, same
 ``default_root_dir``) resumes from that checkpoint at the same global step. Use it with
-``SLURMEnvironment(auto_requeue=False)`` (configs/slurm_ddp.yaml does).
+``SLURMEnvironment(auto_requeue=False)`` (configs/layers/slurm_ddp.yaml does).
 """
 
 from __future__ import annotations

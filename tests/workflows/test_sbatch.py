@@ -1,4 +1,4 @@
-"""workflows/hpc/train_ddp.sbatch and configs/slurm_ddp.yaml: the script parses, its options
+"""workflows/hpc/train_ddp.sbatch and configs/layers/slurm_ddp.yaml: the script parses, its options
 agree with Lightning's SLURM environment, and a SIGUSR1 before the time limit saves, requeues
 and resumes at the same global step (SLURM simulated by its environment variables and a
 stand-in `scontrol`; tests/workflows/test_slurm.py does it on a real cluster)."""
@@ -19,7 +19,7 @@ import yaml
 from tests.workflows.conftest import REPO, TINY_FIT
 
 SBATCH = REPO / "workflows" / "hpc" / "train_ddp.sbatch"
-LAYER = REPO / "configs" / "slurm_ddp.yaml"
+LAYER = REPO / "configs" / "layers" / "slurm_ddp.yaml"
 
 
 def sbatch_options(path: Path = SBATCH) -> dict[str, str]:
@@ -58,7 +58,7 @@ def test_sbatch_options_match_lightnings_slurm_environment(monkeypatch):
     assert callback["init_args"]["signal_name"] == signal_name  # listens for what SLURM sends
 
     body = SBATCH.read_text()
-    assert "srun " in body and "configs/slurm_ddp.yaml" in body
+    assert "srun " in body and "configs/layers/slurm_ddp.yaml" in body
     assert '--trainer.devices="$SLURM_NTASKS_PER_NODE"' in body
     assert '--trainer.num_nodes="$SLURM_NNODES"' in body
 
