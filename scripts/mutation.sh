@@ -37,8 +37,10 @@ for pkg in "$@"; do
   rm -rf "$dir" && mkdir -p "$dir"
   cp -r "$root/cellvae" "$root/tests" "$dir/"
   cp "$root/pyproject.toml" "$dir/"
+  set -f  # keep the globs for mutmut
   # shellcheck disable=SC2206
   file_list=($files) test_list=($tests)
+  set +f
   cat >>"$dir/pyproject.toml" <<EOF
 
 [tool.mutmut]
@@ -52,7 +54,10 @@ EOF
   echo "== mutmut: $pkg ($files) with $tests"
   (
     cd "$dir"
-    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH="$dir/mutants:$dir"
+    # no PYTHONPATH: mutmut puts mutants/ on sys.path itself once it exists (an entry for a
+    # missing folder given at start-up would be cached as absent and hide the tests package)
+    unset PYTHONPATH
+    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
     mutmut run --max-children "$jobs" >mutmut.log 2>&1 || true
     mutmut export-cicd-stats >>mutmut.log 2>&1 || true
     mutmut results >survivors.txt 2>/dev/null || true
