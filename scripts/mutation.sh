@@ -5,6 +5,7 @@
 #   bash scripts/mutation.sh                 # all packages below (hours on 2 cores)
 #   bash scripts/mutation.sh metrics io      # some of them
 #   JOBS=4 bash scripts/mutation.sh data     # parallel mutants (default: 2)
+#   MUTATE="cellvae/metrics/frc.py" bash scripts/mutation.sh metrics   # only these files
 #
 # Each package runs in its own copy under .mutation/<package>/ (mutmut rewrites the sources
 # it mutates), so the working tree is never touched. Afterwards list the survivors with
@@ -33,6 +34,7 @@ summary=()
 for pkg in "$@"; do
   [ -n "${plan[$pkg]:-}" ] || { echo "unknown package '$pkg'; choose from ${!plan[*]}" >&2; exit 2; }
   IFS='|' read -r files tests <<<"${plan[$pkg]}"
+  files=${MUTATE:-$files}
   dir=$work/$pkg
   rm -rf "$dir" && mkdir -p "$dir"
   cp -r "$root/cellvae" "$root/tests" "$dir/"
@@ -47,9 +49,13 @@ for pkg in "$@"; do
 source_paths = ["cellvae/"]
 only_mutate = [$(toml_list "${file_list[@]}")]
 pytest_add_cli_args_test_selection = [$(toml_list "${test_list[@]}")]
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-o", "pythonpath=.", "-m", "not gui"]
+# GUI plugins off (they double pytest's start-up, paid again by every mutant)
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not gui", "-p", "no:napari", "-p", "no:napari-plugin-engine", "-p", "no:npe2", "-p", "no:pytest-qt", "-p", "no:xvfb"]
 process_isolation = "forkserver"
 use_git_change_detection = false
+# each mutant's pytest collects its tests again (seconds on a busy machine); a bare
+# 15 x test-duration limit would call most mutants timeouts
+timeout_constant = ${MUTATION_TIMEOUT:-60}.0
 EOF
   echo "== mutmut: $pkg ($files) with $tests"
   (
