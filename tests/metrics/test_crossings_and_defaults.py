@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from cellvae.errors import ConfigError
 from cellvae.metrics.frc import FRCResult, first_crossing, frc, half_bit_threshold
 from cellvae.metrics.spectra import (
     batched_high_frequency_power,
@@ -137,5 +138,48 @@ def test_power_spectrum_ignores_the_mean_and_honours_the_window(rng):
     assert none[1] == pytest.approx(
         spectrum[[1, -1, 0, 0, 1, 1, -1, -1], [0, 0, 1, -1, 1, -1, 1, -1]].mean()
     )
-    with pytest.raises(Exception, match="image ndim"):
+    with pytest.raises(ConfigError, match="image ndim"):
         radial_power_spectrum(np.zeros((2, 2, 2, 2)))
+
+
+@pytest.mark.parametrize("shape", [(8, 6), (8, 7), (5, 7), (4, 6, 6), (4, 5, 7), (3, 6, 5)])
+def test_rfft_sum_equals_the_full_spectrum_sum_for_even_and_odd_sizes(rng, shape):
+    # cutoff 0: every coefficient but the mean; the rfft mirror weights must restore the rest
+    img = rng.normal(size=shape)
+    full = np.abs(np.fft.fftn(img - img.mean())) ** 2
+    got = batched_high_frequency_power(img[None], len(shape), cutoff=0.0, window=None)[0]
+    assert got == pytest.approx(full.sum() - full.flat[0])
+
+
+def test_rfft_weights_known_values():
+    from cellvae.metrics.spectra import rfft_weights
+
+    np.testing.assert_array_equal(rfft_weights((3, 6)), [1, 2, 2, 1])  # mean, 2, 2, Nyquist
+    np.testing.assert_array_equal(rfft_weights((6, 3, 7)), [1, 2, 2, 2])  # odd: no Nyquist
+
+
+def test_batched_defaults_and_cutoff_range(rng):
+    batch = rng.normal(size=(3, 16, 16))
+    np.testing.assert_allclose(
+        batched_high_frequency_power(batch, 2),
+        batched_high_frequency_power(batch, 2, 0.25, "tukey"),
+    )
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="cutoff"):
+            batched_high_frequency_power(batch, 2, cutoff=bad)
+
+
+def test_apodization_refuses_unknown_windows():
+    from cellvae.metrics.spectra import apodization
+
+    with pytest.raises(ConfigError, match="window: 'bogus'"):
+        apodization((8, 8), "bogus")
+
+
+def test_power_spectrum_ring_zero_is_the_windowed_mean(rng):
+    from cellvae.metrics.spectra import apodization, radial_power_spectrum
+
+    img = rng.normal(size=(16, 16)) + np.linspace(0, 5, 16)  # a ramp: windowed mean is not 0
+    _, power = radial_power_spectrum(img, window="tukey")
+    dc = np.sum((img - img.mean()) * apodization(img.shape, "tukey")) ** 2 / img.size
+    assert power[0] == pytest.approx(dc) and dc > 1e-6
