@@ -183,3 +183,45 @@ def test_power_spectrum_ring_zero_is_the_windowed_mean(rng):
     _, power = radial_power_spectrum(img, window="tukey")
     dc = np.sum((img - img.mean()) * apodization(img.shape, "tukey")) ** 2 / img.size
     assert power[0] == pytest.approx(dc) and dc > 1e-6
+
+
+def test_first_crossing_uses_the_threshold_of_each_ring():
+    # a rising threshold: 0.9 - 0.6 above at ring 1, 0.3 - 0.7 below at ring 2
+    threshold = np.array([0.0, 0.6, 0.7, 0.8, 0.9])
+    curve = np.array([1.0, 0.9, 0.3, 0.1, 0.0])
+    assert first_crossing(FREQS, curve, threshold) == pytest.approx(0.1 + 0.1 * 0.3 / 0.7)
+
+
+def test_tiny_intensities_keep_their_ratio_and_correlation(rng):
+    # powers far below 1 are still powers: nothing may be treated as "no signal"
+    a = rng.normal(size=(32, 32)) * 1e-4
+    b = a * 0.5
+    assert hf_power_ratio(b, a) == pytest.approx(0.25)
+    np.testing.assert_allclose(frc(a, b).correlation[1:], 1.0)
+
+
+def test_tukey_window_tapers_an_eighth_of_each_side():
+    from cellvae.metrics.spectra import apodization
+
+    w = apodization((64,), "tukey")
+    assert 14 <= np.sum(w < 1) <= 18  # alpha 0.25: 12.5 % of 64 = 8 samples per side
+    assert w[32] == 1.0 and w[0] == 0.0
+
+
+@pytest.mark.parametrize("shape", [(5, 8), (4, 9), (3, 3, 10)])
+def test_rfft_sum_for_sizes_with_and_without_a_factor_three(rng, shape):
+    img = rng.normal(size=shape)
+    full = np.abs(np.fft.fftn(img - img.mean())) ** 2
+    got = batched_high_frequency_power(img[None], len(shape), cutoff=0.0, window=None)[0]
+    assert got == pytest.approx(full.sum() - full.flat[0])
+
+
+def test_one_dimensional_profiles_have_a_spectrum_and_messages_name_the_field(rng):
+    from cellvae.metrics.spectra import radial_power_spectrum
+
+    freqs, power = radial_power_spectrum(np.cos(2 * np.pi * 3 * np.arange(16) / 16), None)
+    assert int(np.argmax(power)) == 3 and freqs[3] == pytest.approx(3 / 16)
+    with pytest.raises(ConfigError, match=r"^image ndim: 4"):
+        radial_power_spectrum(np.zeros((2, 2, 2, 2)))
+    with pytest.raises(ConfigError, match=r"^cutoff"):
+        batched_high_frequency_power(np.zeros((1, 8, 8)), 2, cutoff=2.0)
