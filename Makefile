@@ -13,7 +13,7 @@ EXTRAS ?= samples,dev,gui-test,workflows
 comma  := ,
 STAMP  := $(VENV)/.cellvae-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: demo test lint venv gui-deps clean
+.PHONY: demo test lint venv gui-deps clean mutation
 
 venv: $(STAMP)
 
@@ -43,9 +43,16 @@ gui-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: $(STAMP) gui-deps lint
 	$(BIN)/pytest
+
+# Mutation testing (not in CI; slow): kill rate per package, see scripts/mutation.sh.
+# Narrow it with PACKAGES="io metrics".
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet mutmut
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/mutation.sh $(PACKAGES)
 
 clean:
 	rm -rf runs data/generated .pytest_cache .ruff_cache

@@ -34,20 +34,27 @@ def _key(p: float) -> str:
     return f"{p:g}"
 
 
-def _sample_chunks(channel: da.Array, budget: int, seed: int) -> da.Array:
-    """A random subset of whole chunks of ``channel`` with about ``budget`` voxels, flattened."""
+def _sample_chunks(channel: da.Array, budget: int, seed: int) -> np.ndarray:
+    """Finite values (float64) of random whole chunks of ``channel``, at least ``budget`` of them.
+
+    Chunks are drawn in a seeded random order and read one at a time until they hold
+    ``budget`` finite voxels (or the channel is exhausted), so chunks of NaN padding cannot
+    leave the sample empty while the image has finite voxels.
+    """
     if channel.size <= budget:
-        return channel.ravel()
-    blocks = list(np.ndindex(*channel.numblocks))
-    order = np.random.default_rng(seed).permutation(len(blocks))
-    picked, total = [], 0
-    for i in order:
-        block = channel.blocks[blocks[i]]
-        picked.append(block.ravel())
-        total += block.size
+        chunks = [channel]
+    else:
+        blocks = list(np.ndindex(*channel.numblocks))
+        order = np.random.default_rng(seed).permutation(len(blocks))
+        chunks = (channel.blocks[blocks[i]] for i in order)
+    picked, total = [np.empty(0)], 0
+    for chunk in chunks:
+        values = np.asarray(chunk.compute(), dtype=np.float64).ravel()
+        picked.append(values[np.isfinite(values)])
+        total += picked[-1].size
         if total >= budget:
             break
-    return da.concatenate(picked)
+    return np.concatenate(picked)
 
 
 def _channel_views(data: da.Array, axes: str) -> list[da.Array]:
@@ -98,8 +105,7 @@ def intensity_stats(
         if count == 0:
             channels.append(None)
             continue
-        sample = _sample_chunks(ch, sample_voxels, seed + i).compute().astype(np.float64)
-        sample = sample[np.isfinite(sample)]
+        sample = _sample_chunks(ch, sample_voxels, seed + i)
         values = np.percentile(sample, PERCENTILES) if sample.size else [float("nan")] * 5
         channels.append(
             {

@@ -98,7 +98,14 @@ def test_shards_partition_the_grid(ramp_3d):
     shards = [ds.shard_tiles(s, 4) for s in range(4)]
     flat = [tile for shard in shards for tile in shard]
     assert len(flat) == n == 20 * 6 * 7 and len(set(flat)) == n
-    assert all(len(shard) % 5 == 0 for shard in shards[1:]) or n % 5 == 0
+    # blocks of batch_size consecutive grid tiles are dealt round-robin: 168 blocks of 5
+    position = {tile: i for i, tile in enumerate(ds.grid_tiles())}
+    for s, shard in enumerate(shards):
+        assert [position[t] for t in shard] == [i for i in range(n) if (i // 5) % 4 == s]
+    assert [len(shard) for shard in shards] == [210] * 4
+    # 840 tiles in batches of 11: 76 whole blocks and one of 4, which shard 0 gets last
+    ds.batch_size = 11
+    assert [len(ds.shard_tiles(s, 4)) for s in range(4)] == [19 * 11 + 4, 209, 209, 209]
 
 
 def _first(ds: PatchDataset, n: int = 4) -> list[torch.Tensor]:

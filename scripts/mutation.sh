@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Mutation testing (not run in CI): mutmut puts small bugs into one package at a time, runs
+# that package's tests against each, and this script prints the share of mutants killed.
+#
+#   bash scripts/mutation.sh                 # all packages below (hours on 2 cores)
+#   bash scripts/mutation.sh metrics io      # some of them
+#   JOBS=4 bash scripts/mutation.sh data     # parallel mutants (default: 2)
+#   MUTATE="cellvae/metrics/frc.py" bash scripts/mutation.sh metrics   # only these files
+#
+# Each package runs in its own copy under .mutation/<package>/ (mutmut rewrites the sources
+# it mutates), so the working tree is never touched. Afterwards list the survivors with
+#   cd .mutation/<package> && mutmut results        # then: mutmut show <name>
+# and either add a test that kills each one or judge it equivalent (same behaviour).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=${MUTATION_DIR:-$root/.mutation}
+jobs=${JOBS:-2}
+python=${PYTHON:-python}
+if [ $# -eq 0 ]; then set -- io data metrics inference likelihoods; fi
+
+# package -> "<files to mutate (globs)>|<test paths>"
+declare -A plan=(
+  [io]="cellvae/io/*|tests/io"
+  [data]="cellvae/data/*|tests/data"
+  [metrics]="cellvae/metrics/*|tests/metrics"
+  [inference]="cellvae/inference/*|tests/inference"
+  [likelihoods]="cellvae/models/likelihoods.py|tests/models/test_likelihoods.py"
+)
+
+toml_list() { printf '"%s", ' "$@" | sed 's/, $//'; }
+
+summary=()
+for pkg in "$@"; do
+  [ -n "${plan[$pkg]:-}" ] || { echo "unknown package '$pkg'; choose from ${!plan[*]}" >&2; exit 2; }
+  IFS='|' read -r files tests <<<"${plan[$pkg]}"
+  files=${MUTATE:-$files}
+  dir=$work/$pkg
+  rm -rf "$dir" && mkdir -p "$dir"
+  cp -r "$root/cellvae" "$root/tests" "$dir/"
+  cp "$root/pyproject.toml" "$dir/"
+  set -f  # keep the globs for mutmut
+  # shellcheck disable=SC2206
+  file_list=($files) test_list=($tests)
+  set +f
+  cat >>"$dir/pyproject.toml" <<EOF
+
+[tool.mutmut]
+source_paths = ["cellvae/"]
+only_mutate = [$(toml_list "${file_list[@]}")]
+pytest_add_cli_args_test_selection = [$(toml_list "${test_list[@]}")]
+# GUI plugins off (they double pytest's start-up, paid again by every mutant)
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not gui", "-p", "no:napari", "-p", "no:napari-plugin-engine", "-p", "no:npe2", "-p", "no:pytest-qt", "-p", "no:xvfb"]
+process_isolation = "forkserver"
+use_git_change_detection = false
+# each mutant's pytest collects its tests again (seconds on a busy machine); a bare
+# 15 x test-duration limit would call most mutants timeouts
+timeout_constant = ${MUTATION_TIMEOUT:-60}.0
+EOF
+  echo "== mutmut: $pkg ($files) with $tests"
+  (
+    cd "$dir"
+    # no PYTHONPATH: mutmut puts mutants/ on sys.path itself once it exists (an entry for a
+    # missing folder given at start-up would be cached as absent and hide the tests package)
+    unset PYTHONPATH
+    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+    mutmut run --max-children "$jobs" >mutmut.log 2>&1 || true
+    mutmut export-cicd-stats >>mutmut.log 2>&1 || true
+    mutmut results >survivors.txt 2>/dev/null || true
+  )
+  line=$("$python" - "$pkg" "$dir/mutants/mutmut-cicd-stats.json" <<'PY'
+import json, sys
+pkg, path = sys.argv[1:]
+try:
+    s = json.load(open(path))
+except OSError:
+    print(f"{pkg:12s} no result (see .mutation/{pkg}/mutmut.log)")
+    sys.exit()
+judged = s["killed"] + s["survived"] + s["timeout"] + s["suspicious"] + s["segfault"]
+killed = s["killed"] + s["timeout"] + s["segfault"]
+rate = 100 * killed / judged if judged else float("nan")
+print(f"{pkg:12s} {killed:5d}/{judged:<5d} killed ({rate:5.1f} %), "
+      f"{s['survived']} survived, {s['no_tests']} not reached by the tests, "
+      f"{s['skipped']} skipped")
+PY
+  )
+  echo "$line"
+  summary+=("$line")
+done
+echo
+echo "kill rate per package (survivors: .mutation/<package>/survivors.txt)"
+printf '%s\n' "${summary[@]}"
