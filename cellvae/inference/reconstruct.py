@@ -32,7 +32,13 @@ import numpy as np
 from cellvae.errors import CellvaeError, check_choice
 from cellvae.inference.field import margin_for, overlap_for, receptive_radius
 from cellvae.inference.layout import Layout
-from cellvae.inference.model import Reconstructor, default_patch, load_model, quantizers_for
+from cellvae.inference.model import (
+    Reconstructor,
+    default_patch,
+    load_model,
+    quantizers_for,
+    warn_planewise,
+)
 from cellvae.inference.partial import (
     BlockRecord,
     all_part_locks,
@@ -159,6 +165,7 @@ def _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block, devic
     vae.to(_device(device))
     image = open_image(input)
     layout = Layout.of(image.axes, vae.ndim, source=str(input))
+    warn_planewise(vae.ndim, image.axes, image.shape, str(input))
     channels = layout.channels(image.shape)
     if channels != vae.in_channels:
         raise CellvaeError(

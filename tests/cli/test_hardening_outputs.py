@@ -32,7 +32,6 @@ TINY_MODEL = [
     "--model.latent_dim=2",
 ]
 #: verbs whose guard lives in another helper's branch (``recon``: cellvae/inference)
-NOT_YET = {"reconstruct": "reconstruct's own claim of its output comes with the recon branch"}
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +92,6 @@ def verb_cases(inp: Path, out: Path) -> dict[str, tuple[list[str], Path]]:
 VERBS = list(verb_cases(Path("i"), Path("o")))
 
 
-def _params():
-    marks = {v: [pytest.mark.xfail(reason=r, strict=False)] for v, r in NOT_YET.items()}
-    return [pytest.param(v, marks=marks.get(v, [])) for v in VERBS]
-
-
 def _one_clear_line(verb: str, code: int, err: str, claimed: Path, folder: Path) -> None:
     """One error line whose subject is the output (not an input) and that names ``folder``."""
     assert code != 0, err
@@ -135,7 +129,7 @@ def no_work(monkeypatch):
 # --- a concurrent writer holds the output --------------------------------------------------
 
 
-@pytest.mark.parametrize("verb", _params())
+@pytest.mark.parametrize("verb", VERBS)
 def test_verb_refuses_an_output_another_process_is_writing(verb, inputs, tmp_path, capsys, no_work):
     argv, claimed = verb_cases(inputs, tmp_path)[verb]
     claimed.parent.mkdir(parents=True, exist_ok=True)
@@ -216,7 +210,7 @@ def read_only_results(inputs, tmp_path_factory) -> tuple[Path, dict]:
     return folder, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("verb", _params())
+@pytest.mark.parametrize("verb", VERBS)
 def test_verb_names_a_read_only_output_in_one_line(verb, read_only_results):
     folder, results = read_only_results
     code, err = results[verb]

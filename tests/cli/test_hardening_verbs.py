@@ -363,7 +363,6 @@ def test_a_2d_model_on_a_volume_is_said_once():
     ]
 
 
-@pytest.mark.xfail(reason="reconstruct_image must call inference.model.warn_planewise (recon)")
 def test_reconstruct_says_once_that_a_2d_model_runs_plane_by_plane(tmp_path, capsys):
     rng = np.random.default_rng(0)
     volume = write_test_image(
