@@ -58,25 +58,38 @@ def interpolate(
     return _mean(vae, vae.decode_embedding(codes, tuple(patch)))
 
 
+def table_codes(
+    table: pd.DataFrame, labels: Sequence[int], id_column: str = "label", source: str = "table"
+) -> list[np.ndarray]:
+    """The ``z_mean_*`` columns of the cells whose ``id_column`` holds these label ids.
+
+    ``id_column`` is ``label`` in a ``cellvae embed`` table and ``index`` in napari's
+    ``features``; ``source`` names the table in error messages.
+    """
+    columns = sorted(
+        (c for c in table.columns if c.startswith("z_mean_")),
+        key=lambda c: int(c.rsplit("_", 1)[1]),
+    )
+    if id_column not in table or not columns:
+        raise CellvaeError(
+            f"{source}: not a cellvae embed table (no {id_column} / z_mean_* columns)"
+        )
+    codes = []
+    for label in labels:
+        rows = table.loc[table[id_column] == label, columns]
+        if rows.empty:
+            raise CellvaeError(f"{source}: no cell with label {label}")
+        codes.append(rows.to_numpy(np.float32)[0])
+    return codes
+
+
 def codes_of_cells(table_path: str | Path, labels: Sequence[int]) -> list[np.ndarray]:
     """The ``z_mean_*`` columns of the given label ids in a ``cellvae embed`` table."""
     try:
         table = pd.read_parquet(table_path)
     except Exception as err:
         raise CellvaeError(f"{table_path}: not a readable parquet table ({err})") from None
-    columns = sorted(
-        (c for c in table.columns if c.startswith("z_mean_")),
-        key=lambda c: int(c.rsplit("_", 1)[1]),
-    )
-    if "label" not in table or not columns:
-        raise CellvaeError(f"{table_path}: not a cellvae embed table (no label / z_mean columns)")
-    codes = []
-    for label in labels:
-        rows = table.loc[table["label"] == label, columns]
-        if rows.empty:
-            raise CellvaeError(f"{table_path}: no cell with label {label}")
-        codes.append(rows.to_numpy(np.float32)[0])
-    return codes
+    return table_codes(table, labels, "label", str(table_path))
 
 
 def to_stack(x: np.ndarray, quantizers: Sequence[Quantizer]) -> np.ndarray:

@@ -91,16 +91,6 @@ class Explorer:
 
 def codes_of(table, labels: Sequence[int]) -> list[np.ndarray]:
     """The ``z_mean_*`` codes of the cells with these label ids (``index`` column)."""
-    columns = sorted(
-        (c for c in table.columns if c.startswith("z_mean_")),
-        key=lambda c: int(c.rsplit("_", 1)[1]),
-    )
-    if not columns:
-        raise CellvaeError("the cells table has no z_mean_* columns (not a cellvae embed table)")
-    codes = []
-    for label in labels:
-        rows = table.loc[table["index"] == label, columns]
-        if rows.empty:
-            raise CellvaeError(f"no cell with label {label} in the table")
-        codes.append(rows.to_numpy(np.float32)[0])
-    return codes
+    from cellvae.inference.generate import table_codes
+
+    return table_codes(table, labels, "index", "the cells table")
