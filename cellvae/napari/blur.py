@@ -172,17 +172,18 @@ def view_region(
 def reconstruct_crop(ckpt, crop: np.ndarray, stats: dict | None = None) -> np.ndarray:
     """Reconstruct ``crop`` (``(Y, X)`` or ``(Z, Y, X)``, raw units) with a checkpoint.
 
-    Uses the inference engine (overlapping tiles of the model's patch, blended), the
+    Uses the inference engine (overlapping tiles of the model's patch, blended, with the
+    overlap ``cellvae reconstruct`` picks from the model's receptive field), the
     intensity mapping of the image's stored ``stats`` when given (else the crop's own
     percentiles). A model of another dimensionality or with several channels is refused.
     """
+    from cellvae.inference.field import margin_for, overlap_for, receptive_radius
     from cellvae.inference.model import (
         Reconstructor,
         default_patch,
         load_model,
         quantizers_for,
     )
-    from cellvae.inference.reconstruct import default_overlap
     from cellvae.inference.tiling import tile_reconstruct
 
     vae, hparams = load_model(ckpt)
@@ -196,6 +197,8 @@ def reconstruct_crop(ckpt, crop: np.ndarray, stats: dict | None = None) -> np.nd
     patch = default_patch(vae, hparams)
     source = np.asarray(crop, np.float32)
     quantizers = quantizers_for(stats, 1, int(hparams.get("bits", 8)), lambda c: source)
+    radius = receptive_radius(vae, patch)
+    overlap = overlap_for(radius, patch)
     out = np.zeros(source.shape, np.float32)
     tile_reconstruct(
         source,
@@ -204,8 +207,9 @@ def reconstruct_crop(ckpt, crop: np.ndarray, stats: dict | None = None) -> np.nd
         "zyx"[-source.ndim :],
         vae.ndim,
         patch,
-        default_overlap(patch),
+        overlap,
         block=source.shape,
         progress=False,
+        margin=margin_for(radius, overlap),
     )
     return out
