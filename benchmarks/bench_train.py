@@ -5,7 +5,9 @@ gradient clipping and finiteness checks; the difference is Lightning's overhead 
 ≤ 5 %). The model's achieved FLOP/s (``torch.utils.flop_counter`` on one update) is compared
 with the machine's measured float32 matmul FLOP/s.
 
-Run: ``python benchmarks/bench_train.py [--arch hierarchical] [--steps 20] [--threads 2]``
+Run: ``python benchmarks/bench_train.py [--arch hierarchical] [--steps 20] [--threads 2]``;
+the CAREamics-matched size: ``--widths 72 256 --latent-channels 16 --finest-latent half
+--batch 16``.
 """
 
 from __future__ import annotations
@@ -121,18 +123,28 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each loop")
+    parser.add_argument("--widths", type=int, nargs="+", help="override the preset's widths")
+    parser.add_argument("--latent-channels", type=int, default=4)
+    parser.add_argument("--finest-latent", choices=["full", "half"], default="full")
+    parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     kwargs = {
         **PRESETS[args.arch],
         "patch_size": args.patch,
-        "latent_channels": 4,
+        "latent_channels": args.latent_channels,
         "latent_dim": 32,
         "lr": 1e-3,
         "lr_warmup_steps": 20,
         "iwae_samples": 0,
         "grid_images": 0,
     }
+    if args.widths:
+        kwargs["widths"] = args.widths
+    if args.arch == "hierarchical":
+        kwargs["finest_latent"] = args.finest_latent
+    if args.channels_last:
+        kwargs["channels_last"] = True
     data = _batches(args.warmup + args.steps + 1, args.batch, args.patch)
     bare, lit = [], []
     for _ in range(args.repeats):  # alternate to share out the noise of a busy machine
@@ -143,7 +155,8 @@ def main() -> None:
     peak = matmul_flops_per_s()
     achieved = flops * bare_best / args.batch
     print(
-        f"model            {args.arch}, batch {args.batch}, patch {args.patch}², "
+        f"model            {args.arch} {kwargs['widths']}, batch {args.batch}, "
+        f"patch {args.patch}², "
         f"{args.threads} threads, device cpu (no GPU lent)"
     )
     print(f"bare PyTorch     {bare_best:8.1f} patches/s   (runs: {[round(r, 1) for r in bare]})")

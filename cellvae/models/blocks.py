@@ -53,8 +53,16 @@ def upsample(x: Tensor, factor: int | tuple[int, ...] = 2) -> Tensor:
     """Nearest-neighbour upsampling of the spatial axes by ``factor`` (one int, or per axis)."""
     if factor == 1 or (not isinstance(factor, int) and set(factor) == {1}):
         return x
-    sides = (factor,) * (x.ndim - 2) if isinstance(factor, int) else factor
-    return F.interpolate(x, size=[n * f for n, f in zip(x.shape[2:], sides)], mode="nearest")
+    sides = (factor,) * (x.ndim - 2) if isinstance(factor, int) else tuple(factor)
+    # one broadcast copy (B, C, n0, 1, n1, 1, ...) -> (B, C, n0, f0, n1, f1, ...): the same
+    # values as F.interpolate(mode="nearest") without its slower CPU kernel and extra copy
+    spatial = x.shape[2:]
+    view, grown = list(x.shape[:2]), list(x.shape[:2])
+    for n, f in zip(spatial, sides):
+        view += [n, 1]
+        grown += [n, f]
+    out = x.reshape(view).expand(grown)
+    return out.reshape(*x.shape[:2], *(n * f for n, f in zip(spatial, sides)))
 
 
 class Bottleneck(nn.Module):

@@ -330,7 +330,9 @@ class HierarchicalVAE(VAE):
         for i, latent in zip(reversed(range(len(self.stages))), latents):
             s = self.stage_scale[i]
             while s < scale:  # entering a finer scale
-                h = self.dec_up[scale - 1](upsample(h, self.scale_factors[scale]))
+                # a 1x1 convolution commutes with nearest upsampling: mixing channels before
+                # upsampling is the same map at 1/prod(factor) of the work
+                h = upsample(self.dec_up[scale - 1](h), self.scale_factors[scale])
                 scale -= 1
                 if g is not None:
                     h = h + self.global_latent.broadcast(g, scale, self.ndim)
