@@ -41,6 +41,23 @@ def _one_line(capsys, code: int, match: str) -> str:
     return err
 
 
+def _flat_fit_argv(tmp_path: Path, root: Path, *extra: str) -> list[str]:
+    """``cellvae fit`` arguments for a flat model on a 96² noise image, plus ``extra``."""
+    image = write_test_image(
+        tmp_path / "i.zarr",
+        np.random.default_rng(0).integers(0, 255, (96, 96), dtype=np.uint8),
+        "yx",
+    )
+    return [
+        "fit",
+        f"--data.paths=[{image}]",
+        "--data.patch_size=[16, 16]",
+        "--model.arch=flat",
+        f"--trainer.default_root_dir={root}",
+        *extra,
+    ]
+
+
 # --- blur -----------------------------------------------------------------------------------
 
 
@@ -239,19 +256,7 @@ def test_a_non_checkpoint_is_refused_without_advice_to_disable_weights_only(tmp_
     if verb == "sample":
         argv = ["sample", "--ckpt", str(bad), "-o", str(tmp_path / "s.tif")]
     else:
-        image = write_test_image(
-            tmp_path / "i.zarr",
-            np.random.default_rng(0).integers(0, 255, (96, 96), dtype=np.uint8),
-            "yx",
-        )
-        argv = [
-            "fit",
-            f"--data.paths=[{image}]",
-            "--data.patch_size=[16, 16]",
-            "--model.arch=flat",
-            f"--trainer.default_root_dir={tmp_path}",
-            f"--ckpt_path={bad}",
-        ]
+        argv = _flat_fit_argv(tmp_path, tmp_path, f"--ckpt_path={bad}")
     code = main(argv)
     err = capsys.readouterr().err
     assert code != 0 and f"{bad}: not a cellvae checkpoint" in err, err
@@ -295,24 +300,16 @@ def test_fit_help_is_fast_once_cached(tmp_path):
 
 @pytest.mark.slow
 def test_fit_off_a_terminal_prints_progress_lines_and_the_checkpoint(tmp_path):
-    image = write_test_image(
-        tmp_path / "i.zarr",
-        np.random.default_rng(0).integers(0, 255, (96, 96), dtype=np.uint8),
-        "yx",
-    )
-    argv = [
-        "fit",
-        f"--data.paths=[{image}]",
-        "--data.patch_size=[16, 16]",
+    argv = _flat_fit_argv(
+        tmp_path,
+        tmp_path / "run",
         "--data.batch_size=2",
         "--data.patches_per_epoch=4",
-        "--model.arch=flat",
         "--model.widths=[4, 8]",
         "--model.latent_dim=2",
         "--trainer.accelerator=cpu",
         "--trainer.max_steps=4",
-        f"--trainer.default_root_dir={tmp_path / 'run'}",
-    ]
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-m", "cellvae", *argv],
