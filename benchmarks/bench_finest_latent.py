@@ -1,15 +1,19 @@
-"""Finest latent group at full or half resolution: bits/dim reached in a fixed training budget.
+"""Finest latent resolution and output head: bits/dim reached in a fixed training budget.
 
 HDN puts its finest latent at 1/2 scale; cellvae's hierarchical model can do either
-(``finest_latent: full | half``). Which one the presets use is decided here, by the test
-bits/dim (negative ELBO, discretized logistic) that each reaches after the same CPU time.
+(``finest_latent: full | half``), and with ``half`` return to full resolution by nearest
+upsampling and a full-width 3×3 convolution, or by a sub-pixel convolution into a narrower
+head (``head_upsample: shuffle``, ``head_width``). Which one the presets use is decided here,
+by the test bits/dim (negative ELBO, discretized logistic) that each reaches after the same
+CPU time.
 Both train the 2D preset's network (``configs/2d_hier_dlogistic.yaml``: widths [16, 32, 64],
 4 latent channels, the global latent, batch 8, AdamW 2e-3 with 20 warm-up steps, β warm-up
 over 100 steps) on random 64×64 patches of the demo's nuclei image (``nuclei_2d``; top 3/4
 train, bottom 1/4 test). Runs alternate full/half so machine load hits both alike; the
 budget is process CPU time on one thread, which shared machines disturb less than wall time.
 
-Run: ``python benchmarks/bench_finest_latent.py [--seconds 90] [--pairs 2] [--json OUT]``
+Run: ``python benchmarks/bench_finest_latent.py [--seconds 90] [--pairs 2] [--json OUT]
+[--variants full half half_shuffle]``
 """
 
 from __future__ import annotations
@@ -40,6 +44,14 @@ PRESET = {
 }
 
 
+#: the variants compared (added to PRESET)
+VARIANTS = {
+    "full": {"finest_latent": "full"},
+    "half": {"finest_latent": "half"},
+    "half_shuffle": {"finest_latent": "half", "head_upsample": "shuffle", "head_width": 8},
+}
+
+
 def train_for(vae, data: torch.Tensor, seconds: float, batch: int = 8) -> tuple[int, float]:
     """Train until ``seconds`` of process CPU time have passed; returns (steps, cpu seconds)."""
     gen = torch.Generator().manual_seed(0)
@@ -65,6 +77,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -74,13 +87,13 @@ def main() -> None:
     test = random_patches(image[cut:], 64, 256, seed=1)
     rows = []
     for pair in range(args.pairs):
-        for finest in ("full", "half"):
+        for name in args.variants:
             torch.manual_seed(pair)
-            vae = build_model(**PRESET, finest_latent=finest)
+            vae = build_model(**PRESET, **VARIANTS[name])
             steps, cpu = train_for(vae, train, args.seconds)
             stats = evaluate(vae, test)
             row = {
-                "finest_latent": finest,
+                "variant": name,
                 "pair": pair,
                 "params": sum(p.numel() for p in vae.parameters()),
                 "steps": steps,
@@ -90,9 +103,13 @@ def main() -> None:
             }
             rows.append(row)
             print(row, flush=True)
-    for finest in ("full", "half"):
-        bpd = [r["test_bits_per_dim"] for r in rows if r["finest_latent"] == finest]
-        print(f"{finest}: test bits/dim {np.mean(bpd):.4f} (runs {bpd})")
+    for name in args.variants:
+        bpd = [r["test_bits_per_dim"] for r in rows if r["variant"] == name]
+        rate = [r["patches_per_cpu_s"] for r in rows if r["variant"] == name]
+        print(
+            f"{name}: test bits/dim {np.mean(bpd):.4f} (runs {bpd}), "
+            f"{np.mean(rate):.1f} patches per CPU second"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": vars(args), "rows": rows}, f, indent=2)

@@ -65,6 +65,48 @@ def upsample(x: Tensor, factor: int | tuple[int, ...] = 2) -> Tensor:
     return out.reshape(*x.shape[:2], *(n * f for n, f in zip(spatial, sides)))
 
 
+def shuffle_up(x: Tensor, factor: tuple[int, ...]) -> Tensor:
+    """Sub-pixel upsampling: ``(B, C*prod(f), *S) -> (B, C, *(S*f))`` (``pixel_shuffle`` in nD).
+
+    Input channel ``c * prod(f) + offset`` becomes the sub-pixel ``offset`` (row-major over the
+    axes) of output channel ``c``, the channel order of :func:`torch.nn.functional.pixel_shuffle`.
+    """
+    f = tuple(int(v) for v in factor)
+    b, cf, *spatial = x.shape
+    c = cf // math.prod(f)
+    n = len(spatial)
+    y = x.reshape(b, c, *f, *spatial)
+    # (B, C, f0..fn, S0..Sn) -> (B, C, S0, f0, S1, f1, ...)
+    order = [0, 1] + [a for i in range(n) for a in (2 + n + i, 2 + i)]
+    return y.permute(order).reshape(b, c, *(s * k for s, k in zip(spatial, f)))
+
+
+class SubpixelUp(nn.Module):
+    """Learned upsampling by ``factor``: a 3×3 convolution at the coarse resolution to
+    ``out * prod(factor)`` channels, then :func:`shuffle_up` (Shi et al. 2016).
+
+    The convolution runs on the coarse grid, so it costs what a convolution to ``out``
+    channels on the fine grid would while seeing a 3×3 coarse neighbourhood, and it computes
+    nothing twice (a convolution after nearest upsampling works on repeated values). Its
+    sub-kernels start identical (ICNR, Aitken et al. 2017): at initialisation it is nearest
+    upsampling of one convolution, free of checkerboard artefacts.
+    """
+
+    def __init__(self, ndim: int, in_channels: int, out_channels: int, factor: tuple[int, ...]):
+        super().__init__()
+        self.factor = tuple(int(f) for f in factor)
+        k = math.prod(self.factor)
+        self.conv = conv(ndim, in_channels, out_channels * k, 3)
+        with torch.no_grad():
+            base = conv(ndim, in_channels, out_channels, 3)
+            self.conv.weight.copy_(base.weight.repeat_interleave(k, dim=0))
+            self.conv.bias.copy_(base.bias.repeat_interleave(k, dim=0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, in, *S) -> (B, out, *(S * factor))``."""
+        return shuffle_up(self.conv(x), self.factor)
+
+
 class Bottleneck(nn.Module):
     """Pre-activation bottleneck ``GELU→1×1→GELU→3×3→GELU→3×3→GELU→1×1`` (vdvae style).
 

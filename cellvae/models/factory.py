@@ -32,11 +32,14 @@ def build_model(
     downsample: str | list | None = "auto",
     voxel_size: list[float] | tuple[float, ...] | None = None,
     finest_latent: str = "full",
+    head_upsample: str = "nearest",
+    head_width: int | None = None,
 ) -> VAE:
     """Validate the options and build a :class:`FlatVAE` or :class:`HierarchicalVAE`.
 
     ``latent_dim`` is used by ``flat``; ``latent_channels``, ``groups_per_scale``,
-    ``global_dim`` and ``finest_latent`` by ``hierarchical``. ``patch_size`` fixes the flat
+    ``global_dim``, ``finest_latent``, ``head_upsample`` and ``head_width`` by
+    ``hierarchical``. ``patch_size`` fixes the flat
     model's shape and is checked against the hierarchical model's total downsampling.
     ``downsample`` gives per-level, per-axis factors, or ``"auto"``: chosen from
     ``voxel_size`` (storage order; ``None`` = isotropic, 2 on every axis at every level, the
@@ -87,6 +90,8 @@ def build_model(
         global_dim,
         factors,
         finest_latent,
+        head_upsample,
+        head_width,
     )
     model.check_patch_shape(patch_size)
     return model

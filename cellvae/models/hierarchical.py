@@ -33,6 +33,7 @@ from cellvae.models.base import VAE, VAEOutput
 from cellvae.models.blocks import (
     Bottleneck,
     ResBlock,
+    SubpixelUp,
     avg_pool,
     conv,
     residual_scale,
@@ -45,6 +46,7 @@ from cellvae.models.likelihoods import Likelihood
 
 LOGVAR_LIMIT = 10.0  # soft bound on prior/posterior log-variances: |logvar| < 10
 FINEST_LATENT = ("full", "half")  # resolution of the finest latent group
+HEAD_UPSAMPLE = ("nearest", "shuffle")  # how finest_latent "half" returns to full resolution
 
 
 class TopDownStage(nn.Module):
@@ -185,6 +187,15 @@ class HierarchicalVAE(VAE):
         Resolution of scale 0: the input's (``full``), or downsampled once by a strided stem
         and upsampled back before the likelihood head (``half``, as HDN): about a quarter of
         the finest scale's work in 2D.
+    head_upsample : {"nearest", "shuffle"}
+        With ``finest_latent='half'``, how the head returns to the input's resolution:
+        nearest upsampling then a 3×3 convolution at full resolution, or a sub-pixel
+        convolution (:class:`~cellvae.models.blocks.SubpixelUp`) that does its 3×3 work at
+        half resolution.
+    head_width : int or None
+        Channels of the full-resolution head (``finest_latent='half'``); ``None`` =
+        ``widths[0]``. Full-resolution work scales with it: with ``widths[0] // 2`` and
+        ``shuffle`` the head costs a third of the ``nearest`` head at ``widths[0]``.
 
     Notes
     -----
@@ -205,6 +216,8 @@ class HierarchicalVAE(VAE):
         global_dim: int = 0,
         downsample: Factors | list | None = None,
         finest_latent: str = "full",
+        head_upsample: str = "nearest",
+        head_width: int | None = None,
     ) -> None:
         super().__init__()
         if ndim not in (2, 3):
@@ -214,6 +227,9 @@ class HierarchicalVAE(VAE):
         check_range("blocks_per_scale", blocks_per_scale, 1)
         check_range("global_dim", global_dim, 0)
         check_choice("finest_latent", finest_latent, FINEST_LATENT)
+        check_choice("head_upsample", head_upsample, HEAD_UPSAMPLE)
+        if head_width is not None:
+            check_range("head_width", head_width, 1)
         n = len(widths)
         self.ndim = ndim
         self.in_channels = in_channels
@@ -223,6 +239,7 @@ class HierarchicalVAE(VAE):
         self.groups_per_scale = _per_scale("groups_per_scale", groups_per_scale, n)
         self.global_dim = int(global_dim)
         self.finest_latent = finest_latent
+        self.head_upsample = head_upsample
         half = finest_latent == "half"
         self.factors = resolve_factors(downsample, ndim, n - 1 + half)
         self.downsampling = total_factor(self.factors, ndim)
@@ -260,12 +277,17 @@ class HierarchicalVAE(VAE):
             for s in self.stage_scale
         )
         self.dec_up = nn.ModuleList(conv(ndim, widths[s], widths[s - 1], 1) for s in range(1, n))
+        out_width = widths[0]
         if half:
-            # back to the input's resolution: upsample, mix, one residual block
-            self.head = nn.Sequential(
-                conv(ndim, widths[0], widths[0], 3), ResBlock(ndim, widths[0], last_init="zero")
-            )
-        self.to_params = likelihood.head(ndim, widths[0])
+            # back to the input's resolution: upsample and mix (or both at once), one residual
+            # block at full resolution
+            out_width = int(head_width or widths[0])
+            if head_upsample == "nearest":
+                up = conv(ndim, widths[0], out_width, 3)
+            else:
+                up = SubpixelUp(ndim, widths[0], out_width, self.stem_factor)
+            self.head = nn.Sequential(up, ResBlock(ndim, out_width, last_init="zero"))
+        self.to_params = likelihood.head(ndim, out_width)
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Bottom-up features, finest first: ``a_s`` is ``(B, widths[s], *scale-s sides)``."""
@@ -342,7 +364,7 @@ class HierarchicalVAE(VAE):
             priors.append(prior)
             posts.append(post)
         if self.finest_latent == "half":
-            h = self.head(upsample(h, self.stem_factor))
+            h = self.head(upsample(h, self.stem_factor) if self.head_upsample == "nearest" else h)
         return self.to_params(F.gelu(h)), zs, priors, posts
 
     def _global(

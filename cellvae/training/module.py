@@ -64,6 +64,8 @@ LATER_MODEL_KEYS = {
     "voxel_size": None,
     "finest_latent": "full",
     "min_log_scale": -7.0,
+    "head_upsample": "nearest",
+    "head_width": None,
 }
 
 
@@ -98,6 +100,11 @@ def validate_model_config(hparams: Mapping[str, Any]) -> None:
         check_range("model.groups_per_scale", g, 1)
     check_range("model.global_dim", hparams.get("global_dim", 0), 0)
     check_choice("model.finest_latent", hparams.get("finest_latent", "full"), ("full", "half"))
+    check_choice(
+        "model.head_upsample", hparams.get("head_upsample", "nearest"), ("nearest", "shuffle")
+    )
+    if hparams.get("head_width") is not None:
+        check_range("model.head_width", hparams["head_width"], 1)
 
 
 def build_vae(hparams: Mapping[str, Any]) -> nn.Module:
@@ -160,6 +167,12 @@ class VAEModule(L.LightningModule):
         Hierarchical model: latent groups per scale, size of the global vector latent (0 =
         none; ``cellvae embed`` then gives the top spatial group) and resolution of the finest
         latent group (``full`` or ``half``).
+    head_upsample, head_width
+        With ``finest_latent: half``, how the output head returns to full resolution
+        (``nearest`` upsampling then a 3×3 convolution, or a sub-pixel ``shuffle`` convolution
+        that does its 3×3 work at half resolution) and its channels (``None`` = ``widths[0]``).
+        Most of a small model's training work is this head: ``shuffle`` at half the width
+        costs a third (``benchmarks/bench_train.py``).
     downsample, voxel_size
         Per-level, per-axis downsampling factors, or ``"auto"``: Y/X only until the voxels
         are near isotropic, from ``voxel_size`` (linked from the data in the CLI; ``None`` =
@@ -255,6 +268,8 @@ class VAEModule(L.LightningModule):
         downsample: str | list[int | list[int]] = "auto",
         voxel_size: list[float] | None = None,
         finest_latent: str = "full",
+        head_upsample: str = "nearest",
+        head_width: int | None = None,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
