@@ -188,6 +188,7 @@ def run_predict(a):
             batch_size=a.pred_batch,
             overwrite=True,
             progress=False,
+            compile=a.compile,
         )
         dt = time.perf_counter() - t0
         if rep == 0:
@@ -208,6 +209,7 @@ def run_predict(a):
         "tile": a.tile,
         "overlap": a.overlap,
         "pred_batch": a.pred_batch,
+        "compile": a.compile,
         "n_tiles": stats.tiles_predicted,
         "first_pass_s": first,
         "times_s": times,
@@ -260,6 +262,7 @@ if __name__ == "__main__":
     ap.add_argument("--pred-reps", type=int, default=1)
     ap.add_argument("--side", type=int, default=1024)
     ap.add_argument("--precision", default="32-true")
+    ap.add_argument("--compile", action="store_true", help="predict: reconstruct --compile")
     a = ap.parse_args()
     r = {"lightning": run_lightning, "predict": run_predict, "flops": run_flops}[a.mode](a)
     r["tool"] = "cellvae"

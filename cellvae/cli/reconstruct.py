@@ -63,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="cpu",
         help="where the model runs (auto: a GPU if torch sees one)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the model through torch.compile: 10-30 s to compile, then about 1.5x the "
+        "tiles per second on CPU (needs a C++ compiler; falls back with a warning)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     split = parser.add_mutually_exclusive_group()
@@ -115,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             block=args.block,
             device=args.device,
+            compile=args.compile,
             progress=not args.no_progress,
             stage=stage,
             part=part,

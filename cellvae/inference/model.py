@@ -133,6 +133,10 @@ class Reconstructor:
     mode : ``"mean"`` (likelihood mean) or ``"mode"`` (its most likely value).
     samples : 0 decodes the posterior mean once; ``N >= 1`` decodes ``N`` posterior samples
         and returns their mean and standard deviation (raw units).
+    compile : run the model through ``torch.compile`` (inductor; same values to 1e-6): the
+        first call compiles (10-30 s; a C++ compiler on CPU), later ones run the fused graph.
+        Every call must then get the same tile and batch shape (the tiler pads the last
+        batch), or it compiles again. If compiling fails, it warns once and runs eagerly.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class Reconstructor:
         quantizers: Sequence[Quantizer],
         mode: str = "mean",
         samples: int = 0,
+        compile: bool = False,
     ) -> None:
         check_choice("mode", mode, ("mean", "mode"))
         if samples < 0:
@@ -149,6 +154,29 @@ class Reconstructor:
         self.format = memory_format(int(getattr(vae, "ndim", 2)))
         if self.format != torch.contiguous_format:
             vae.to(memory_format=self.format)
+        self._forward = self._decode_params
+        if compile:
+            self._forward = torch.compile(self._decode_params, dynamic=False)
+
+    def _decode_params(self, x: torch.Tensor, sample: bool) -> torch.Tensor:
+        params = self.vae.reconstruct_params(x, sample=sample)
+        pick = self.vae.likelihood.mean if self.mode == "mean" else self.vae.likelihood.mode
+        return pick(params)
+
+    def _run(self, x: torch.Tensor, sample: bool) -> torch.Tensor:
+        if self._forward is self._decode_params:
+            return self._forward(x, sample)
+        try:  # (inductor's weight freezing is not used: in torch 2.13 it drifted from eager)
+            return self._forward(x, sample)
+        except Exception as err:  # any compiler failure: run eagerly instead
+            warnings.warn(
+                f"--compile: torch.compile failed ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); running without it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._forward = self._decode_params
+            return self._forward(x, sample)
 
     @property
     def n_outputs(self) -> int:
@@ -156,9 +184,7 @@ class Reconstructor:
         return 2 if self.samples else 1
 
     def _decode(self, x: torch.Tensor, sample: bool) -> np.ndarray:
-        params = self.vae.reconstruct_params(x, sample=sample)
-        pick = self.vae.likelihood.mean if self.mode == "mean" else self.vae.likelihood.mode
-        return to_raw(pick(params).float().cpu().numpy(), self.quantizers)
+        return to_raw(self._run(x, sample).float().cpu().numpy(), self.quantizers)
 
     @torch.no_grad()
     def __call__(self, raw: np.ndarray) -> list[np.ndarray]:

@@ -1,0 +1,63 @@
+"""``reconstruct --compile``: the compiled model gives the eager reconstruction, and a failed
+compilation falls back to eager with a warning instead of stopping the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from cellvae.inference.reconstruct import reconstruct_image
+from tests.inference.helpers import save_checkpoint
+
+
+def _recon(path) -> np.ndarray:
+    return np.asarray(zarr.open_group(str(path), mode="r")["s0"][...])
+
+
+@pytest.fixture
+def hier_ckpt(tmp_path):
+    """A tiny hierarchical model with the presets' half-resolution sub-pixel head."""
+    return save_checkpoint(
+        tmp_path / "hier.ckpt",
+        arch="hierarchical",
+        widths=(4, 8),
+        latent_channels=2,
+        likelihood="dlogistic",
+        finest_latent="half",
+        head_upsample="shuffle",
+        head_width=2,
+    )
+
+
+def test_failed_compilation_warns_and_reconstructs_eagerly(
+    hier_ckpt, image2d, tmp_path, monkeypatch
+):
+    reconstruct_image(hier_ckpt, image2d, tmp_path / "eager.zarr", tile=16, progress=False)
+
+    def broken_compile(fn, **kwargs):
+        def run(*args, **kw):
+            raise RuntimeError("no C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(RuntimeWarning, match="--compile: torch.compile failed.*no C\\+\\+"):
+        reconstruct_image(
+            hier_ckpt, image2d, tmp_path / "c.zarr", tile=16, progress=False, compile=True
+        )
+    np.testing.assert_array_equal(_recon(tmp_path / "c.zarr"), _recon(tmp_path / "eager.zarr"))
+
+
+@pytest.mark.slow
+def test_compiled_reconstruction_equals_eager(hier_ckpt, image2d, tmp_path):
+    reconstruct_image(hier_ckpt, image2d, tmp_path / "eager.zarr", tile=16, progress=False)
+    with torch._dynamo.config.patch(error_on_recompile=True):  # one shape: one compilation
+        stats = reconstruct_image(
+            hier_ckpt, image2d, tmp_path / "c.zarr", tile=16, progress=False, compile=True
+        )
+    assert stats.tiles_predicted > 4  # several batches, the last one padded
+    np.testing.assert_allclose(
+        _recon(tmp_path / "c.zarr"), _recon(tmp_path / "eager.zarr"), rtol=1e-5, atol=1e-4
+    )
