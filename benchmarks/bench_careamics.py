@@ -60,7 +60,7 @@ SIZES = {  # ~567k (2 groups) and ~3.0M (4 groups), latent channels 16
         channels_last=True,
     ),
     "s3m_shuffle": dict(
-        widths=[96, 192, 320, 480],
+        widths=[96, 192, 320, 456],
         latent_channels=16,
         finest_latent="half",
         head_upsample="shuffle",

@@ -49,20 +49,38 @@ def avg_pool(x: Tensor, factor: int | tuple[int, ...] = 2) -> Tensor:
     return pool(x, kernel_size=factor, stride=factor)
 
 
+def is_channels_last(x: Tensor) -> bool:
+    """Whether ``x`` (4D or 5D) is laid out channels-last with more than one channel."""
+    if x.ndim not in (4, 5) or x.shape[1] == 1:
+        return False
+    fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
+    return x.is_contiguous(memory_format=fmt) and not x.is_contiguous()
+
+
 def upsample(x: Tensor, factor: int | tuple[int, ...] = 2) -> Tensor:
-    """Nearest-neighbour upsampling of the spatial axes by ``factor`` (one int, or per axis)."""
+    """Nearest-neighbour upsampling of the spatial axes by ``factor`` (one int, or per axis).
+
+    The output keeps the input's layout (channels-first or channels-last), so the next
+    convolution needs no conversion copy.
+    """
     if factor == 1 or (not isinstance(factor, int) and set(factor) == {1}):
         return x
     sides = (factor,) * (x.ndim - 2) if isinstance(factor, int) else tuple(factor)
     # one broadcast copy (B, C, n0, 1, n1, 1, ...) -> (B, C, n0, f0, n1, f1, ...): the same
     # values as F.interpolate(mode="nearest") without its slower CPU kernel and extra copy
     spatial = x.shape[2:]
-    view, grown = list(x.shape[:2]), list(x.shape[:2])
+    last = is_channels_last(x)
+    y = x.movedim(1, -1) if last else x  # a view: channels-last memory is (B, *S, C)
+    b, c = x.shape[:2]
+    view, grown = [b], [b]
     for n, f in zip(spatial, sides):
         view += [n, 1]
         grown += [n, f]
-    out = x.reshape(view).expand(grown)
-    return out.reshape(*x.shape[:2], *(n * f for n, f in zip(spatial, sides)))
+    big = [n * f for n, f in zip(spatial, sides)]
+    if last:
+        y = y.reshape(*view, c).expand(*grown, c).reshape(b, *big, c)
+        return y.movedim(-1, 1)
+    return y.reshape(*view[:1], c, *view[1:]).expand(*grown[:1], c, *grown[1:]).reshape(b, c, *big)
 
 
 def shuffle_up(x: Tensor, factor: tuple[int, ...]) -> Tensor:
@@ -70,15 +88,22 @@ def shuffle_up(x: Tensor, factor: tuple[int, ...]) -> Tensor:
 
     Input channel ``c * prod(f) + offset`` becomes the sub-pixel ``offset`` (row-major over the
     axes) of output channel ``c``, the channel order of :func:`torch.nn.functional.pixel_shuffle`.
+    The output keeps the input's layout (one copy either way).
     """
     f = tuple(int(v) for v in factor)
     b, cf, *spatial = x.shape
     c = cf // math.prod(f)
     n = len(spatial)
+    big = [s * k for s, k in zip(spatial, f)]
+    if is_channels_last(x):
+        # (B, *S, C*k) view -> (B, S0..Sn, C, f0..fn) -> (B, S0, f0, S1, f1, ..., C)
+        y = x.movedim(1, -1).reshape(b, *spatial, c, *f)
+        order = [0] + [a for i in range(n) for a in (1 + i, 2 + n + i)] + [1 + n]
+        return y.permute(order).reshape(b, *big, c).movedim(-1, 1)
     y = x.reshape(b, c, *f, *spatial)
     # (B, C, f0..fn, S0..Sn) -> (B, C, S0, f0, S1, f1, ...)
     order = [0, 1] + [a for i in range(n) for a in (2 + n + i, 2 + i)]
-    return y.permute(order).reshape(b, c, *(s * k for s, k in zip(spatial, f)))
+    return y.permute(order).reshape(b, c, *big)
 
 
 class SubpixelUp(nn.Module):

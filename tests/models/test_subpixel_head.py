@@ -94,3 +94,19 @@ def test_head_options_are_checked_and_rebuilt_from_hyper_parameters() -> None:
     assert shapes["head.0.conv.weight"] == (4 * 4, 8, 3, 3)
     with pytest.raises(ConfigError, match=r"model\.head_upsample"):
         VAEModule(finest_latent="half", head_upsample="transpose")
+
+
+@pytest.mark.parametrize(
+    ("shape", "factor"),
+    [((2, 12, 5, 7), (2, 2)), ((2, 6, 5, 7), (1, 3)), ((1, 8, 3, 4, 5), (1, 2, 2))],
+)
+def test_upsampling_keeps_a_channels_last_layout_and_the_values(shape, factor) -> None:
+    fmt = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
+    x = torch.randn(*shape)
+    xl = x.contiguous(memory_format=fmt)
+    near = upsample(xl, factor)
+    assert near.is_contiguous(memory_format=fmt) and not near.is_contiguous()
+    assert torch.equal(near, F.interpolate(x, scale_factor=factor, mode="nearest"))
+    sub = shuffle_up(xl, factor)
+    assert sub.is_contiguous(memory_format=fmt) and not sub.is_contiguous()
+    assert torch.equal(sub, shuffle_up(x, factor))
