@@ -49,7 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="float32",
         help="output data type: float32, or the input's (rounded and clipped)",
     )
-    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="tiles per forward pass (default: 2^18 voxels' worth, 1 to 16 tiles)",
+    )
     parser.add_argument(
         "--block",
         type=int,

@@ -271,13 +271,21 @@ class CellDataModule(L.LightningDataModule):
             ds.num_workers = max(1, self.num_workers)
             ds.batch_size = self.batch_size
 
+    def _on_gpu(self) -> bool:
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
     def _loader(self, dataset: PatchDataset) -> EpochLoader:
+        # Workers persist across epochs (no process start, no store reopening per epoch;
+        # each worker's dataset copy counts its own passes, so epochs still draw new
+        # patches), and batches land in pinned memory for asynchronous copies to a GPU.
         return EpochLoader(
             dataset,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             multiprocessing_context=self.multiprocessing_context if self.num_workers else None,
-            pin_memory=False,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self._on_gpu(),
         )
 
     def train_dataloader(self) -> EpochLoader:

@@ -22,6 +22,7 @@ little and the progress bar moves. A different checkpoint or setting starts afre
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -235,7 +236,21 @@ def _prepare(plan: _Plan, discard: bool) -> None:
     record.write_settings(_plain(plan.settings))
 
 
-def _fill(plan: _Plan, blocks: range, batch_size: int, cache_mb: int, progress: bool):
+#: voxels per model call that the default batch size aims at (see :func:`default_batch`)
+BATCH_VOXELS = 2**18
+
+
+def default_batch(tile: tuple[int, ...]) -> int:
+    """Tiles per model call when none is given: ``2**18`` voxels, 1 to 16 tiles.
+
+    Measured with the 2D preset on 64² tiles (1024² image, 2 CPU threads, 3 interleaved
+    pairs): 16 tiles per call gave 1.17-2.5x the pixels/s of 4. Large 3D tiles get fewer,
+    so memory stays bounded on a GPU.
+    """
+    return max(1, min(16, BATCH_VOXELS // math.prod(tile)))
+
+
+def _fill(plan: _Plan, blocks: range, batch_size: int | None, cache_mb: int, progress: bool):
     """Reconstruct the not yet recorded ``blocks`` into the prepared store."""
     import zarr
 
@@ -252,7 +267,7 @@ def _fill(plan: _Plan, blocks: range, batch_size: int, cache_mb: int, progress: 
             s.tile,
             s.overlap,
             s.block,
-            batch_size,
+            batch_size or default_batch(s.tile),
             record.done(),
             record.mark,
             cache_mb * 2**20,
@@ -290,7 +305,7 @@ def reconstruct_image(
     overlap: int | tuple[int, ...] | None = None,
     samples: int = 0,
     mode: str = "mean",
-    batch_size: int = 4,
+    batch_size: int | None = None,
     dtype: str = "float32",
     overwrite: bool = False,
     block: int | None = None,
@@ -318,7 +333,7 @@ def reconstruct_image(
     check_choice("stage", stage, STAGES)
     check_choice("--mode", mode, ("mean", "mode"))
     check_choice("--dtype", dtype, ("float32", "input"))
-    if samples < 0 or batch_size < 1:
+    if samples < 0 or (batch_size is not None and batch_size < 1):
         raise CellvaeError("--samples must be >= 0 and --batch-size >= 1")
     outputs = [Path(output)] + ([std_path(output)] if samples else [])
     for path in outputs:
@@ -343,7 +358,7 @@ def _run_stage(
     plan: _Plan,
     stage: str,
     part: tuple[int, int],
-    batch_size: int,
+    batch_size: int | None,
     cache_mb: int,
     overwrite: bool,
     progress: bool,

@@ -122,3 +122,24 @@ def test_config_errors_name_their_field(image_2d, kwargs, field):
 def test_3d_patches_from_2d_data_name_ndim(image_2d):
     with pytest.raises(ConfigError, match=r"^ndim: 3D patches need 3D data"):
         CellDataModule([image_2d], [4, 8, 8], ndim=3)
+
+
+@pytest.mark.slow
+def test_persistent_workers_draw_new_patches_every_epoch(volume_3d):
+    dm = CellDataModule(
+        [volume_3d], [4, 8, 8], ndim=3, num_workers=1, batch_size=5, patches_per_epoch=10
+    )
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert loader.persistent_workers and not loader.pin_memory  # no GPU here
+    epochs = [torch.cat(list(loader)) for _ in range(3)]
+    assert all(e.shape == (10, 1, 4, 8, 8) for e in epochs)
+    # the same worker process served all three epochs, and each drew its own patches
+    assert not torch.equal(epochs[0], epochs[1]) and not torch.equal(epochs[1], epochs[2])
+    # and they are the patches a fresh loader draws for those epochs (reproducible stream)
+    fresh = CellDataModule(
+        [volume_3d], [4, 8, 8], ndim=3, num_workers=1, batch_size=5, patches_per_epoch=10
+    )
+    fresh.setup("fit")
+    again = fresh.train_dataloader()
+    assert all(torch.equal(torch.cat(list(again)), e) for e in epochs)

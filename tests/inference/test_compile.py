@@ -1,5 +1,6 @@
-"""``reconstruct --compile``: the compiled model gives the eager reconstruction, and a failed
-compilation falls back to eager with a warning instead of stopping the run."""
+"""Reconstruction speed options: ``--compile`` gives the eager reconstruction (and a failed
+compilation falls back to eager with a warning), the default batch size follows the tile,
+and no batch size changes the result."""
 
 from __future__ import annotations
 
@@ -61,3 +62,23 @@ def test_compiled_reconstruction_equals_eager(hier_ckpt, image2d, tmp_path):
     np.testing.assert_allclose(
         _recon(tmp_path / "c.zarr"), _recon(tmp_path / "eager.zarr"), rtol=1e-5, atol=1e-4
     )
+
+
+def test_default_batch_holds_about_2_18_voxels_per_call() -> None:
+    from cellvae.inference.reconstruct import default_batch
+
+    assert default_batch((64, 64)) == 16  # capped
+    assert default_batch((256, 256)) == 4
+    assert default_batch((16, 32, 32)) == 16
+    assert default_batch((64, 64, 64)) == 1
+    assert default_batch((128, 128, 128)) == 1  # never 0
+
+
+def test_batch_size_does_not_change_the_reconstruction(hier_ckpt, image2d, tmp_path):
+    outs = []
+    for batch in (None, 1, 3):
+        path = tmp_path / f"b{batch}.zarr"
+        reconstruct_image(hier_ckpt, image2d, path, tile=16, batch_size=batch, progress=False)
+        outs.append(_recon(path))
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(outs[2], outs[0], rtol=1e-6, atol=1e-5)
