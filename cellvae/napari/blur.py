@@ -184,6 +184,7 @@ def reconstruct_crop(ckpt, crop: np.ndarray, stats: dict | None = None) -> np.nd
         load_model,
         quantizers_for,
     )
+    from cellvae.inference.reconstruct import default_batch
     from cellvae.inference.tiling import tile_reconstruct
 
     vae, hparams = load_model(ckpt)
@@ -209,6 +210,7 @@ def reconstruct_crop(ckpt, crop: np.ndarray, stats: dict | None = None) -> np.nd
         patch,
         overlap,
         block=source.shape,
+        batch_size=default_batch(tuple(patch)),
         progress=False,
         margin=margin_for(radius, overlap),
     )
