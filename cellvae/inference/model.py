@@ -186,7 +186,7 @@ class Reconstructor:
     def _decode(self, x: torch.Tensor, sample: bool) -> np.ndarray:
         return to_raw(self._run(x, sample).float().cpu().numpy(), self.quantizers)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, raw: np.ndarray) -> list[np.ndarray]:
         x = torch.from_numpy(to_input(raw, self.quantizers)).to(device_of(self.vae))
         x = x.contiguous(memory_format=self.format) if x.ndim == 4 else x
