@@ -6,6 +6,7 @@
 #   bash scripts/mutation.sh metrics io      # some of them
 #   JOBS=4 bash scripts/mutation.sh data     # parallel mutants (default: 2)
 #   MUTATE="cellvae/metrics/frc.py" bash scripts/mutation.sh metrics   # only these files
+#   TESTS="tests/metrics/test_sharpness.py" bash scripts/mutation.sh metrics  # only these tests
 #
 # Each package runs in its own copy under .mutation/<package>/ (mutmut rewrites the sources
 # it mutates), so the working tree is never touched. Afterwards list the survivors with
@@ -24,7 +25,13 @@ declare -A plan=(
   [io]="cellvae/io/*|tests/io"
   [data]="cellvae/data/*|tests/data"
   [metrics]="cellvae/metrics/*|tests/metrics"
-  [inference]="cellvae/inference/*|tests/inference"
+  # inference: without the tests that spawn and kill worker processes or time a benchmark
+  # (a minute per mutant; test_split's in-process tests still run)
+  [inference]="cellvae/inference/*|tests/inference \
+--deselect=tests/inference/test_split.py::test_sigterm_keeps_finished_blocks_and_releases_the_part_lock \
+--deselect=tests/inference/test_split.py::test_a_killed_part_rerun_alone_completes_the_output \
+--deselect=tests/inference/test_bench_reconstruct.py \
+--deselect=tests/inference/test_tiling.py::test_cached_tiles_do_not_keep_whole_prediction_batches_alive"
   [likelihoods]="cellvae/models/likelihoods.py|tests/models/test_likelihoods.py"
 )
 
@@ -34,7 +41,7 @@ summary=()
 for pkg in "$@"; do
   [ -n "${plan[$pkg]:-}" ] || { echo "unknown package '$pkg'; choose from ${!plan[*]}" >&2; exit 2; }
   IFS='|' read -r files tests <<<"${plan[$pkg]}"
-  files=${MUTATE:-$files}
+  files=${MUTATE:-$files} tests=${TESTS:-$tests}
   dir=$work/$pkg
   rm -rf "$dir" && mkdir -p "$dir"
   cp -r "$root/cellvae" "$root/tests" "$dir/"

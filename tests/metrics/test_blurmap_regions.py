@@ -1,0 +1,85 @@
+"""Blur map bookkeeping on hand-made maps: which windows ``worst_regions`` lists, in which
+order and where, and how ``upsample`` lays the map over the image."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from cellvae.metrics.blurmap import BlurMap
+
+
+def _hand_made_map() -> BlurMap:
+    """Two planes of a 10x10 map (window 8, stride 4 over 40x40 px) with known lost power."""
+    grid = (2, 10, 10)
+    original = np.ones(grid)
+    recon = np.full(grid, 0.5)
+    lost = np.zeros(grid)
+    for index, value in {
+        (1, 3, 4): 0.9,
+        (0, 0, 0): 0.8,
+        (0, 0, 1): 0.7,  # overlaps (0, 0, 0): skipped
+        (0, 5, 5): 0.95,  # ratio NaN (no reconstruction power known): left out
+        (0, 7, 7): 0.99,  # no original power (ratio NaN, share inf): left out
+        (0, 9, 0): 0.4,
+        (1, 9, 9): 0.35,
+        (1, 0, 9): 0.3,
+        (0, 4, 9): 0.25,  # the sixth and seventh are beyond the default five
+        (1, 6, 0): 0.2,
+    }.items():
+        lost[index] = value
+    recon[0, 5, 5] = np.nan
+    original[0, 7, 7] = 0.0
+    original[0, 9, 9] = 0.0  # 0 / 0 lost over original power: no warning, left out
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(original > 0, recon / original, np.nan)
+    foreground = np.arange(200, dtype=float).reshape(grid) / 200
+    return BlurMap(ratio, original, recon, 8, 4, 0.25, (2, 40, 40), 2, lost, foreground)
+
+
+def test_worst_regions_known_answer():
+    bmap = _hand_made_map()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # dividing by zero original power warns nobody
+        regions = bmap.worst_regions()
+    assert [r["index"] for r in regions] == [
+        [1, 3, 4],
+        [0, 0, 0],
+        [0, 9, 0],
+        [1, 9, 9],
+        [1, 0, 9],
+    ]
+    first = regions[0]
+    # window 8, stride 4: before = 2 px, the window of map pixel g covers [4g - 2, 4g + 6)
+    assert first["start"] == [1, 10, 14] and first["stop"] == [2, 18, 22]
+    assert first["centre"] == [1, 13.5, 17.5]
+    assert first["hf_ratio"] == 0.5 and first["original_hf_power"] == 1.0
+    assert first["hf_power_lost"] == 0.9
+    assert first["foreground"] == (100 + 34) / 200
+    # clipped at the image edges
+    assert regions[1]["start"] == [0, 0, 0] and regions[1]["stop"] == [1, 6, 6]
+    assert regions[2]["start"] == [0, 34, 0] and regions[2]["stop"] == [1, 40, 6]
+    assert [r["foreground"] for r in regions[1:]] == [0.0, 90 / 200, 199 / 200, 109 / 200]
+    assert len(bmap.worst_regions(k=10)) == 7  # windows without lost power never listed
+
+
+def test_worst_regions_without_lost_power_rank_by_original_power_in_raster_order():
+    """No lost power or foreground recorded: every window with original power scores 1;
+    ties keep raster order (a stable sort), and windows (stride = window) never overlap."""
+    grid = (10, 10)
+    original = np.full(grid, 2.0)
+    bmap = BlurMap(np.full(grid, 0.5), original, original / 2, 8, 8, 0.25, (80, 80), 2)
+    regions = bmap.worst_regions(k=6)
+    assert [r["index"] for r in regions] == [[0, i] for i in range(6)]
+    assert {r["hf_power_lost"] for r in regions} == {2.0}
+    assert {r["foreground"] for r in regions} == {1.0}
+
+
+def test_upsample_repeats_only_the_analysed_axes():
+    ratio = np.arange(2 * 3 * 2, dtype=float).reshape(2, 3, 2)
+    bmap = BlurMap(ratio, ratio, ratio, 8, 4, 0.25, (2, 10, 7), 2)
+    up = bmap.upsample()
+    assert up.shape == (2, 10, 7)
+    np.testing.assert_array_equal(up[1, :4, :4], ratio[1, 0, 0])
+    np.testing.assert_array_equal(up[:, 8:, 4:], ratio[:, 2:, 1:].repeat(2, 1).repeat(3, 2))
