@@ -7,6 +7,8 @@
 #   JOBS=4 bash scripts/mutation.sh data     # parallel mutants (default: 2)
 #   MUTATE="cellvae/metrics/frc.py" bash scripts/mutation.sh metrics   # only these files
 #   TESTS="tests/metrics/test_sharpness.py" bash scripts/mutation.sh metrics  # only these tests
+#   RERUN=1 bash scripts/mutation.sh metrics  # after adding tests: copy tests/ into the last
+#       run's .mutation/metrics and run again only its survivors and unreached mutants
 #
 # Each package runs in its own copy under .mutation/<package>/ (mutmut rewrites the sources
 # it mutates), so the working tree is never touched. Afterwards list the survivors with
@@ -43,14 +45,29 @@ for pkg in "$@"; do
   IFS='|' read -r files tests <<<"${plan[$pkg]}"
   files=${MUTATE:-$files} tests=${TESTS:-$tests}
   dir=$work/$pkg
-  rm -rf "$dir" && mkdir -p "$dir"
-  cp -r "$root/cellvae" "$root/tests" "$dir/"
-  cp "$root/pyproject.toml" "$dir/"
-  set -f  # keep the globs for mutmut
-  # shellcheck disable=SC2206
-  file_list=($files) test_list=($tests)
-  set +f
-  cat >>"$dir/pyproject.toml" <<EOF
+  if [ -n "${RERUN:-}" ] && [ -d "$dir/mutants" ]; then
+    echo "== mutmut: $pkg, again on the survivors of the last run with the current tests"
+    (
+      cd "$dir"
+      unset PYTHONPATH
+      export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+      rm -rf tests && cp -r "$root/tests" .
+      mapfile -t again < <(mutmut results 2>/dev/null | sed -n 's/^ *\([^ ]*\): \(survived\|no tests\)$/\1/p')
+      if [ ${#again[@]} -gt 0 ]; then
+        mutmut run --max-children "$jobs" "${again[@]}" >mutmut.log 2>&1 || true
+      fi
+      mutmut export-cicd-stats >>mutmut.log 2>&1 || true
+      mutmut results >survivors.txt 2>/dev/null || true
+    )
+  else
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp -r "$root/cellvae" "$root/tests" "$dir/"
+    cp "$root/pyproject.toml" "$dir/"
+    set -f  # keep the globs for mutmut
+    # shellcheck disable=SC2206
+    file_list=($files) test_list=($tests)
+    set +f
+    cat >>"$dir/pyproject.toml" <<EOF
 
 [tool.mutmut]
 source_paths = ["cellvae/"]
@@ -64,17 +81,18 @@ use_git_change_detection = false
 # 15 x test-duration limit would call most mutants timeouts
 timeout_constant = ${MUTATION_TIMEOUT:-60}.0
 EOF
-  echo "== mutmut: $pkg ($files) with $tests"
-  (
-    cd "$dir"
-    # no PYTHONPATH: mutmut puts mutants/ on sys.path itself once it exists (an entry for a
-    # missing folder given at start-up would be cached as absent and hide the tests package)
-    unset PYTHONPATH
-    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-    mutmut run --max-children "$jobs" >mutmut.log 2>&1 || true
-    mutmut export-cicd-stats >>mutmut.log 2>&1 || true
-    mutmut results >survivors.txt 2>/dev/null || true
-  )
+    echo "== mutmut: $pkg ($files) with $tests"
+    (
+      cd "$dir"
+      # no PYTHONPATH: mutmut puts mutants/ on sys.path itself once it exists (an entry for a
+      # missing folder given at start-up would be cached as absent and hide the tests package)
+      unset PYTHONPATH
+      export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+      mutmut run --max-children "$jobs" >mutmut.log 2>&1 || true
+      mutmut export-cicd-stats >>mutmut.log 2>&1 || true
+      mutmut results >survivors.txt 2>/dev/null || true
+    )
+  fi
   line=$("$python" - "$pkg" "$dir/mutants/mutmut-cicd-stats.json" <<'PY'
 import json, sys
 pkg, path = sys.argv[1:]

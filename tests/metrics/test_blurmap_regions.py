@@ -83,3 +83,61 @@ def test_upsample_repeats_only_the_analysed_axes():
     assert up.shape == (2, 10, 7)
     np.testing.assert_array_equal(up[1, :4, :4], ratio[1, 0, 0])
     np.testing.assert_array_equal(up[:, 8:, 4:], ratio[:, 2:, 1:].repeat(2, 1).repeat(3, 2))
+
+
+class _Recorder:
+    """A lazy array of zeros that records every index it is read with."""
+
+    def __init__(self, shape):
+        self.shape, self.reads = shape, []
+
+    def __getitem__(self, index):
+        self.reads.append(index)
+        return np.zeros(np.empty(self.shape, dtype=np.uint8)[index].shape, np.uint16)
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("read as a whole")
+
+
+def test_read_fetches_only_the_bounding_box_of_the_ranges():
+    from cellvae.metrics.blurmap import _read
+
+    array = np.arange(10 * 12, dtype=np.uint8).reshape(10, 12)
+    rec = _Recorder(array.shape)
+    ranges = [np.array([4, 3, 3, 5]), np.array([0, 1, 1, 0])]  # mirrored indices repeat
+    _read(rec, (), ranges)
+    assert rec.reads == [(slice(3, 6), slice(0, 2))]
+    region = _read(array, (), ranges)
+    assert region.dtype == np.float64
+    np.testing.assert_array_equal(region, array[np.ix_(*ranges)])
+
+
+def test_foreground_levels_sample_a_large_image_with_a_stride():
+    rec = _Recorder((4096, 4096))  # 16.8 M values: every second one along each axis
+    from cellvae.metrics.blurmap import foreground_levels
+
+    assert foreground_levels(rec) is None  # all zeros: no distinct background
+    assert rec.reads == [(slice(None, None, 2), slice(None, None, 2))]
+
+
+def test_foreground_levels_of_a_small_image_see_every_pixel():
+    from cellvae.metrics.blurmap import foreground_levels
+
+    image = np.full((64, 64), 10.0)
+    image[1::2, 1::2] = 200.0  # foreground only where a stride of 2 would never look
+    assert foreground_levels(image) == (10.0, 200.0)
+
+
+def test_integer_images_give_the_map_of_their_float_values():
+    """uint8 images: the difference original - reconstruction must not wrap around."""
+    from cellvae.metrics.blurmap import blur_map
+
+    rng = np.random.default_rng(0)
+    original = rng.integers(0, 256, (48, 48)).astype(np.uint8)
+    original[:, :24] //= 8  # a dim background half, a bright half
+    recon = np.clip(original.astype(int) + rng.integers(-20, 21, original.shape), 0, 255)
+    recon = recon.astype(np.uint8)
+    as_int = blur_map(original, recon, window=16, stride=8)
+    as_float = blur_map(original.astype(float), recon.astype(float), window=16, stride=8)
+    for name in ("ratio", "original_power", "recon_power", "lost_power", "foreground"):
+        np.testing.assert_allclose(getattr(as_int, name), getattr(as_float, name), rtol=1e-12)
