@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 
 from cellvae.metrics.blurmap import BlurMap
 
@@ -113,11 +114,11 @@ def test_read_fetches_only_the_bounding_box_of_the_ranges():
 
 
 def test_foreground_levels_sample_a_large_image_with_a_stride():
-    rec = _Recorder((4096, 4096))  # 16.8 M values: every second one along each axis
     from cellvae.metrics.blurmap import foreground_levels
 
+    rec = _Recorder((6144, 6144))  # 9 x 2**22 values: every third one along each axis
     assert foreground_levels(rec) is None  # all zeros: no distinct background
-    assert rec.reads == [(slice(None, None, 2), slice(None, None, 2))]
+    assert rec.reads == [(slice(None, None, 3), slice(None, None, 3))]
 
 
 def test_foreground_levels_of_a_small_image_see_every_pixel():
@@ -141,3 +142,40 @@ def test_integer_images_give_the_map_of_their_float_values():
     as_float = blur_map(original.astype(float), recon.astype(float), window=16, stride=8)
     for name in ("ratio", "original_power", "recon_power", "lost_power", "foreground"):
         np.testing.assert_allclose(getattr(as_int, name), getattr(as_float, name), rtol=1e-12)
+
+
+def test_foreground_levels_edge_cases_known_answers():
+    from cellvae.metrics.blurmap import foreground_levels
+
+    assert foreground_levels(np.full((8, 8), 5.0)) is None  # constant: no background
+    assert foreground_levels(np.full((8, 8), np.nan)) is None  # nothing finite
+    assert foreground_levels(np.array([[0.0, 10.0]])) == (0.0, 10.0)  # two values suffice
+    # background -1/+1 (median 0, std 1) and foreground at exactly 4 std: not distinct
+    image = np.array([-1.0, 1.0] * 8 + [4.0] * 16).reshape(4, 8)
+    assert foreground_levels(image) is None
+    assert foreground_levels(np.where(image == 4.0, 4.01, image)) == (0.0, 4.01)
+
+
+def test_pixel_weight_rises_linearly_from_background_to_foreground():
+    from cellvae.metrics.blurmap import _pixel_weight
+
+    for value, weight in ((0.0, 0.0), (10.0, 0.0), (12.5, 0.25), (15.0, 0.5), (40.0, 1.0)):
+        region = np.full((12, 12), value)  # smoothing leaves a constant region unchanged
+        np.testing.assert_allclose(_pixel_weight(region, (10.0, 20.0)), weight, atol=1e-12)
+    np.testing.assert_array_equal(_pixel_weight(np.zeros((3, 3)), None), np.ones((3, 3)))
+
+
+def test_blur_map_defaults_and_dimension_checks():
+    from cellvae.errors import ConfigError
+    from cellvae.metrics.blurmap import blur_map
+
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(64, 64))
+    bmap = blur_map(image, image)
+    assert (bmap.window, bmap.stride, bmap.cutoff, bmap.ndim) == (32, 16, 0.25, 2)
+    volume = rng.normal(size=(2, 8, 8, 8))  # (C, Z, Y, X): three analysed axes by default
+    vmap = blur_map(volume, volume, window=4)
+    assert vmap.ndim == 3 and vmap.ratio.shape == (2, 4, 4, 4)
+    for ndim in (1, 3):
+        with pytest.raises(ConfigError, match=rf"^ndim: {ndim} is out of range; allowed \[2, 2\]"):
+            blur_map(image, image, ndim=ndim)
