@@ -179,3 +179,25 @@ def test_blur_map_defaults_and_dimension_checks():
     for ndim in (1, 3):
         with pytest.raises(ConfigError, match=rf"^ndim: {ndim} is out of range; allowed \[2, 2\]"):
             blur_map(image, image, ndim=ndim)
+
+
+def test_blur_map_refuses_windows_and_strides_out_of_range():
+    from cellvae.errors import ConfigError
+    from cellvae.metrics.blurmap import blur_map
+
+    image = np.random.default_rng(2).normal(size=(16, 20))
+    for window in (3, 17):
+        with pytest.raises(
+            ConfigError, match=rf"^window: {window} is out of range; allowed \[4, 16\]"
+        ):
+            blur_map(image, image, window=window)
+    for stride in (0, 9):
+        with pytest.raises(
+            ConfigError, match=rf"^stride: {stride} is out of range; allowed \[1, 8\]"
+        ):
+            blur_map(image, image, window=8, stride=stride)
+    volume = np.zeros((2, 8, 8, 8))
+    with pytest.raises(ConfigError, match=r"^ndim: 4 is out of range; allowed \[2, 3\]"):
+        blur_map(volume, volume, window=4, ndim=4)
+    assert blur_map(image, image, window=16, stride=16).ratio.shape == (1, 2)  # both bounds
+    assert blur_map(image, image, window=4, stride=1).ratio.shape == (16, 20)
