@@ -104,3 +104,9 @@ def test_outer_of_three_vectors():
     assert out.shape == (2, 3, 2)
     np.testing.assert_array_equal(out, a[:, None, None] * b[None, :, None] * c[None, None, :])
     np.testing.assert_array_equal(outer((a,)), a)
+
+
+def test_without_a_margin_the_whole_shared_stretch_ramps():
+    t = axis_tiling(100, 32, 8)
+    np.testing.assert_array_equal(t.windows[1][:8], ramp(8))
+    np.testing.assert_array_equal(t.windows[0][24:], ramp(8)[::-1])
