@@ -350,3 +350,36 @@ def test_bernoulli_mean_and_mode_known_values() -> None:
     logits = torch.tensor([[-2.0], [0.5], [3.0]])
     torch.testing.assert_close(lik.mode(logits), torch.tensor([[-1.0], [1.0], [1.0]]))
     torch.testing.assert_close(lik.mean(logits), 2 * torch.sigmoid(logits) - 1)
+
+
+def test_constructor_and_factory_defaults() -> None:
+    assert Bernoulli(1).bits == 8
+    d = DiscretizedLogisticMixture(1)
+    assert (d.bits, d.n_mixtures) == (8, 5)
+    assert make_likelihood("dmol", 1).n_mixtures == 5
+    g = make_likelihood("gaussian", 1)
+    assert g.sigma_mode == "fixed" and g.log_sigma.item() == pytest.approx(math.log(0.1))
+
+
+def test_bad_options_name_their_field_first() -> None:
+    with pytest.raises(ConfigError, match=r"^likelihood: 'poisson' is not allowed"):
+        make_likelihood("poisson", 1)
+    with pytest.raises(ConfigError, match=r"^bits: 0 is out of range"):
+        make_likelihood("dmol", 1, bits=0)
+    with pytest.raises(ConfigError, match=r"^channels: 0 is out of range; allowed \[1, inf\]"):
+        make_likelihood("dmol", 0)
+    with pytest.raises(ConfigError, match=r"^n_mixtures: 0 is out of range"):
+        make_likelihood("dmol", 1, n_mixtures=0)
+
+
+def test_dmol_channels_are_independent() -> None:
+    """Two channels score like two one-channel mixtures (parameter-major layout)."""
+    two = make_likelihood("dmol", channels=2, bits=5, n_mixtures=3)
+    one = make_likelihood("dmol", channels=1, bits=5, n_mixtures=3)
+    torch.manual_seed(0)
+    params = torch.randn(4, two.out_channels, 3, 3)
+    x = quantize(torch.rand(4, 2, 3, 3) * 2 - 1, 5)
+    lp = two.log_prob(params, x)
+    p = params.reshape(4, 9, 2, 3, 3)  # (B, P, C, Y, X)
+    for c in range(2):
+        torch.testing.assert_close(lp[:, c], one.log_prob(p[:, :, c], x[:, c : c + 1])[:, 0])
