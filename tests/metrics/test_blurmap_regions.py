@@ -201,3 +201,33 @@ def test_blur_map_refuses_windows_and_strides_out_of_range():
         blur_map(volume, volume, window=4, ndim=4)
     assert blur_map(image, image, window=16, stride=16).ratio.shape == (1, 2)  # both bounds
     assert blur_map(image, image, window=4, stride=1).ratio.shape == (16, 20)
+
+
+class _Reads:
+    """A numpy array that records the boxes it is read with."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.boxes = data, data.shape, []
+
+    def __getitem__(self, index):
+        if all(s.step is None for s in index):
+            self.boxes.append(tuple(s.stop - s.start for s in index))
+        return self.data[index]
+
+
+@pytest.mark.parametrize(("budget", "per_axis"), [(64, 1), (9 * 64, 3), (12 * 64, 3)])
+def test_windows_are_read_in_blocks_of_a_bounded_number_of_values(monkeypatch, budget, per_axis):
+    """``_BLOCK_VALUES`` bounds the windows x window voxels read at once: with 8x8 windows at
+    stride 4, a block of ``per_axis`` windows a side spans ``4 (per_axis - 1) + 8`` pixels."""
+    import cellvae.metrics.blurmap as blurmap
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(size=(40, 36))
+    recon = image + rng.normal(size=image.shape)
+    whole = blurmap.blur_map(image, recon, window=8, stride=4)
+    monkeypatch.setattr(blurmap, "_BLOCK_VALUES", budget)
+    original = _Reads(image)
+    blocked = blurmap.blur_map(original, recon, window=8, stride=4)
+    side = 4 * (per_axis - 1) + 8
+    assert max(max(b) for b in original.boxes) == side
+    np.testing.assert_allclose(blocked.ratio, whole.ratio, rtol=1e-12)
