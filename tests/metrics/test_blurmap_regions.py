@@ -28,6 +28,7 @@ def _hand_made_map() -> BlurMap:
         (1, 0, 9): 0.3,
         (0, 4, 9): 0.25,  # the sixth and seventh are beyond the default five
         (1, 6, 0): 0.2,
+        (1, 3, 6): 0.15,  # two map pixels (8 px) from (1, 3, 4): windows touch, not overlap
     }.items():
         lost[index] = value
     recon[0, 5, 5] = np.nan
@@ -62,7 +63,8 @@ def test_worst_regions_known_answer():
     assert regions[1]["start"] == [0, 0, 0] and regions[1]["stop"] == [1, 6, 6]
     assert regions[2]["start"] == [0, 34, 0] and regions[2]["stop"] == [1, 40, 6]
     assert [r["foreground"] for r in regions[1:]] == [0.0, 90 / 200, 199 / 200, 109 / 200]
-    assert len(bmap.worst_regions(k=10)) == 7  # windows without lost power never listed
+    everything = bmap.worst_regions(k=10)  # windows without lost power are never listed
+    assert len(everything) == 8 and everything[-1]["index"] == [1, 3, 6]
 
 
 def test_worst_regions_without_lost_power_rank_by_original_power_in_raster_order():
