@@ -24,6 +24,7 @@ def _hand_made_map() -> BlurMap:
         (0, 5, 5): 0.95,  # ratio NaN (no reconstruction power known): left out
         (0, 7, 7): 0.99,  # no original power (ratio NaN, share inf): left out
         (0, 9, 0): 0.4,
+        (0, 9, 1): 0.38,  # overlaps (0, 9, 0): skipped
         (1, 9, 9): 0.35,
         (1, 0, 9): 0.3,
         (0, 4, 9): 0.25,  # the sixth and seventh are beyond the default five

@@ -107,6 +107,10 @@ def test_unit_moments_pool_a_spatial_latent_per_channel():
     torch.testing.assert_close(
         activity_from_moments(total, total_sq, count), torch.tensor([1.25, 0.0])
     )
+    # a one-dimensional spatial latent (B=2, c=2, L=2) pools its positions the same way
+    total, total_sq, count = unit_moments(means.reshape(2, 2, 2))
+    assert count == 4
+    torch.testing.assert_close(total, torch.tensor([10.0, 20.0]))
     # a vector latent (B, D): one unit per column, B items
     total, total_sq, count = unit_moments(torch.tensor([[1.0, -2.0], [3.0, 2.0], [5.0, 0.0]]))
     assert count == 3

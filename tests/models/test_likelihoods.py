@@ -290,6 +290,8 @@ def test_dmol_mean_is_the_weighted_mean_of_the_clipped_component_means() -> None
     assert lik.mean(params).item() == pytest.approx(expected, abs=1e-6)
     params = _dmol_params(logits, [-3.0, -2.0, -4.0], [-3.0, -3.0, -3.0])
     assert lik.mean(params).item() == pytest.approx(-1.0)
+    params = _dmol_params(logits, [-1.7, 0.2, 0.5], [-3.0, -3.0, -3.0])  # first clipped to -1
+    assert lik.mean(params).item() == pytest.approx((-1.0 + 2 * 0.2 + 5 * 0.5) / 8, abs=1e-6)
 
 
 def test_dmol_mode_is_the_level_nearest_the_heaviest_components_mean() -> None:
