@@ -8,7 +8,8 @@
 #   MUTATE="cellvae/metrics/frc.py" bash scripts/mutation.sh metrics   # only these files
 #   TESTS="tests/metrics/test_sharpness.py" bash scripts/mutation.sh metrics  # only these tests
 #   RERUN=1 bash scripts/mutation.sh metrics  # after adding tests: copy tests/ into the last
-#       run's .mutation/metrics and run again only its survivors and unreached mutants
+#       run's .mutation/metrics and run again only its survivors and unreached mutants (twice
+#       after adding new test functions: mutmut 3.8 maps them to survivors on the second pass)
 #
 # Each package runs in its own copy under .mutation/<package>/ (mutmut rewrites the sources
 # it mutates), so the working tree is never touched. Afterwards list the survivors with
