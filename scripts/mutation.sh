@@ -6,6 +6,10 @@
 #   bash scripts/mutation.sh metrics io      # some of them
 #   JOBS=4 bash scripts/mutation.sh data     # parallel mutants (default: 2)
 #   MUTATE="cellvae/metrics/frc.py" bash scripts/mutation.sh metrics   # only these files
+#   TESTS="tests/metrics/test_sharpness.py" bash scripts/mutation.sh metrics  # only these tests
+#   RERUN=1 bash scripts/mutation.sh metrics  # after adding tests: copy tests/ into the last
+#       run's .mutation/metrics and run again only its survivors and unreached mutants (twice
+#       after adding new test functions: mutmut 3.8 maps them to survivors on the second pass)
 #
 # Each package runs in its own copy under .mutation/<package>/ (mutmut rewrites the sources
 # it mutates), so the working tree is never touched. Afterwards list the survivors with
@@ -24,7 +28,13 @@ declare -A plan=(
   [io]="cellvae/io/*|tests/io"
   [data]="cellvae/data/*|tests/data"
   [metrics]="cellvae/metrics/*|tests/metrics"
-  [inference]="cellvae/inference/*|tests/inference"
+  # inference: without the tests that spawn and kill worker processes or time a benchmark
+  # (a minute per mutant; test_split's in-process tests still run)
+  [inference]="cellvae/inference/*|tests/inference \
+--deselect=tests/inference/test_split.py::test_sigterm_keeps_finished_blocks_and_releases_the_part_lock \
+--deselect=tests/inference/test_split.py::test_a_killed_part_rerun_alone_completes_the_output \
+--deselect=tests/inference/test_bench_reconstruct.py \
+--deselect=tests/inference/test_tiling.py::test_cached_tiles_do_not_keep_whole_prediction_batches_alive"
   [likelihoods]="cellvae/models/likelihoods.py|tests/models/test_likelihoods.py"
 )
 
@@ -34,16 +44,31 @@ summary=()
 for pkg in "$@"; do
   [ -n "${plan[$pkg]:-}" ] || { echo "unknown package '$pkg'; choose from ${!plan[*]}" >&2; exit 2; }
   IFS='|' read -r files tests <<<"${plan[$pkg]}"
-  files=${MUTATE:-$files}
+  files=${MUTATE:-$files} tests=${TESTS:-$tests}
   dir=$work/$pkg
-  rm -rf "$dir" && mkdir -p "$dir"
-  cp -r "$root/cellvae" "$root/tests" "$dir/"
-  cp "$root/pyproject.toml" "$dir/"
-  set -f  # keep the globs for mutmut
-  # shellcheck disable=SC2206
-  file_list=($files) test_list=($tests)
-  set +f
-  cat >>"$dir/pyproject.toml" <<EOF
+  if [ -n "${RERUN:-}" ] && [ -d "$dir/mutants" ]; then
+    echo "== mutmut: $pkg, again on the survivors of the last run with the current tests"
+    (
+      cd "$dir"
+      unset PYTHONPATH
+      export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+      rm -rf tests && cp -r "$root/tests" .
+      mapfile -t again < <(mutmut results 2>/dev/null | sed -n 's/^ *\([^ ]*\): \(survived\|no tests\)$/\1/p')
+      if [ ${#again[@]} -gt 0 ]; then
+        mutmut run --max-children "$jobs" "${again[@]}" >mutmut.log 2>&1 || true
+      fi
+      mutmut export-cicd-stats >>mutmut.log 2>&1 || true
+      mutmut results >survivors.txt 2>/dev/null || true
+    )
+  else
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp -r "$root/cellvae" "$root/tests" "$dir/"
+    cp "$root/pyproject.toml" "$dir/"
+    set -f  # keep the globs for mutmut
+    # shellcheck disable=SC2206
+    file_list=($files) test_list=($tests)
+    set +f
+    cat >>"$dir/pyproject.toml" <<EOF
 
 [tool.mutmut]
 source_paths = ["cellvae/"]
@@ -57,17 +82,18 @@ use_git_change_detection = false
 # 15 x test-duration limit would call most mutants timeouts
 timeout_constant = ${MUTATION_TIMEOUT:-60}.0
 EOF
-  echo "== mutmut: $pkg ($files) with $tests"
-  (
-    cd "$dir"
-    # no PYTHONPATH: mutmut puts mutants/ on sys.path itself once it exists (an entry for a
-    # missing folder given at start-up would be cached as absent and hide the tests package)
-    unset PYTHONPATH
-    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-    mutmut run --max-children "$jobs" >mutmut.log 2>&1 || true
-    mutmut export-cicd-stats >>mutmut.log 2>&1 || true
-    mutmut results >survivors.txt 2>/dev/null || true
-  )
+    echo "== mutmut: $pkg ($files) with $tests"
+    (
+      cd "$dir"
+      # no PYTHONPATH: mutmut puts mutants/ on sys.path itself once it exists (an entry for a
+      # missing folder given at start-up would be cached as absent and hide the tests package)
+      unset PYTHONPATH
+      export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+      mutmut run --max-children "$jobs" >mutmut.log 2>&1 || true
+      mutmut export-cicd-stats >>mutmut.log 2>&1 || true
+      mutmut results >survivors.txt 2>/dev/null || true
+    )
+  fi
   line=$("$python" - "$pkg" "$dir/mutants/mutmut-cicd-stats.json" <<'PY'
 import json, sys
 pkg, path = sys.argv[1:]

@@ -80,3 +80,66 @@ def test_reconstruction_has_no_periodic_error_at_the_tile_period(tmp_path, rng, 
     assert amplitude < 1e-4 and np.abs(errors["default"]).max() < 1e-3  # float rounding only
     amplitude, ratio = _at_tile_period(errors["thin"], tile - tile // 16)
     assert amplitude > 0.5 and ratio > 10  # the seams the default overlap removes
+
+
+class RectBlurVAE(IdentityVAE):
+    """A ``(2 ry + 1) x (2 rx + 1)`` box blur over all channels; records its input shapes."""
+
+    def __init__(self, ry: int, rx: int, channels: int = 1, downsampling=1, patch=None):
+        super().__init__(channels=channels, patch=patch)
+        self.downsampling, self.pad, self.shapes = downsampling, (ry, rx), []
+        kernel = torch.ones(1, channels, 2 * ry + 1, 2 * rx + 1)
+        self.register_buffer("kernel", kernel / kernel.sum())
+
+    def reconstruct_params(self, x, sample=False):
+        self.shapes.append(tuple(x.shape))
+        return torch.nn.functional.conv2d(x, self.kernel.to(x.dtype), padding=self.pad)
+
+
+def test_receptive_radius_is_measured_per_axis_on_all_channels():
+    vae = RectBlurVAE(2, 4, channels=3)
+    assert receptive_radius(vae, (32, 40)) == (2, 4)
+    assert vae.shapes == [(1, 3, 32, 40)]
+
+
+def test_receptive_radius_holds_the_asked_share_of_the_gradient():
+    # a box of 11 voxels: radius r holds (2r + 1) / 11 of the gradient along each axis
+    assert receptive_radius(RectBlurVAE(5, 5), (32, 32), mass=0.5) == (3, 3)
+    assert receptive_radius(RectBlurVAE(5, 5), (32, 32), mass=1.0) == (5, 5)
+
+
+def test_a_large_tile_is_probed_on_a_small_one_and_measured_whole_only_if_needed():
+    near = RectBlurVAE(3, 3)
+    assert receptive_radius(near, (100, 80)) == (3, 3)
+    assert near.shapes == [(1, 1, 64, 64)]  # the probe only
+    far = RectBlurVAE(31, 31)  # reaches the probe's edge: measured again on the whole tile
+    assert receptive_radius(far, (100, 100)) == (31, 31)
+    assert far.shapes == [(1, 1, 64, 64), (1, 1, 100, 100)]
+
+
+def test_the_probe_is_a_multiple_of_the_downsampling_and_fixed_patches_are_not_probed():
+    coarse = RectBlurVAE(1, 1, downsampling=(48, 16))
+    receptive_radius(coarse, (100, 100))
+    assert coarse.shapes == [(1, 1, 48, 64)]
+    uniform = RectBlurVAE(1, 1, downsampling=24)
+    receptive_radius(uniform, (100, 100))
+    assert uniform.shapes == [(1, 1, 48, 48)]
+    huge = RectBlurVAE(1, 1, downsampling=128)  # at least one downsampling step
+    receptive_radius(huge, (200, 200))
+    assert huge.shapes == [(1, 1, 128, 128)]
+    fixed = RectBlurVAE(1, 1, patch=(96, 96))
+    receptive_radius(fixed, (96, 96))
+    assert fixed.shapes == [(1, 1, 96, 96)]
+
+
+def test_a_model_that_ignores_its_input_has_radius_zero():
+    class Constant(IdentityVAE):
+        def reconstruct_params(self, x, sample=False):
+            return x * 0.0
+
+    assert receptive_radius(Constant(), (16, 16)) == (0, 0)
+
+
+def test_margin_never_goes_negative_and_overlap_has_a_floor():
+    assert margin_for((-1, 4), (30, 30)) == (0, 4)
+    assert overlap_for((0, 1), (64, 3)) == (2, 1)  # floor of 2, but at most half the tile

@@ -72,3 +72,29 @@ def test_lorenz_attractor_has_dimension_two_point_zero_five():
     sol = solve_ivp(_lorenz, (0, 550), [1.0, 1.0, 1.0], t_eval=times, rtol=1e-8, atol=1e-8)
     result = correlation_dimension(sol.y.T, theiler=10, max_points=5000)
     assert result.dimension == pytest.approx(2.05, abs=0.1)
+
+
+def test_result_to_dict_is_plain_json():
+    import json
+
+    from cellvae.metrics.dimension import CorrDimResult
+
+    result = CorrDimResult(
+        dimension=1.5,
+        log_r=np.array([-2.0, -1.0]),
+        log_c=np.array([-6.0, -4.5]),
+        fit_range=(0.1, 0.4),
+        n_points=300,
+        n_pairs=44850,
+        theiler=2,
+    )
+    d = json.loads(json.dumps(result.to_dict()))
+    assert d == {
+        "dimension": 1.5,
+        "fit_range": [0.1, 0.4],
+        "n_points": 300,
+        "n_pairs": 44850,
+        "theiler": 2,
+        "log_r": [-2.0, -1.0],
+        "log_c": [-6.0, -4.5],
+    }

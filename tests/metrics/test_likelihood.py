@@ -9,8 +9,11 @@ from cellvae.metrics.likelihood import (
     active_units,
     activity_from_moments,
     bits_per_dim,
+    dequantize,
+    discretization_offset,
     iwae_bound,
     latent_activity,
+    unit_moments,
 )
 
 
@@ -65,3 +68,64 @@ def test_streamed_activity_matches_batch_activity(rng):
     means = torch.from_numpy(rng.normal(size=(50, 6))).float()
     streamed = activity_from_moments(means.sum(0), (means**2).sum(0), 50)
     torch.testing.assert_close(streamed, latent_activity(means), atol=1e-5, rtol=1e-4)
+
+
+def test_dequantize_spreads_each_value_uniformly_over_its_bin():
+    torch.manual_seed(0)
+    w = 0.25
+    x = torch.full((100_000,), 0.5)
+    y = dequantize(x, w)
+    noise = y - x
+    assert noise.min() >= -w / 2 and noise.max() <= w / 2
+    assert noise.min() < -0.49 * w and noise.max() > 0.49 * w  # the whole bin is reached
+    assert float(noise.mean()) == pytest.approx(0.0, abs=4 * w / 12**0.5 / 100_000**0.5)
+    assert float(noise.var()) == pytest.approx(w**2 / 12, rel=0.02)  # uniform on [-w/2, w/2]
+
+
+def test_discretization_offset_is_minus_log_width_and_needs_a_positive_width():
+    assert discretization_offset(2.0 / 255) == pytest.approx(math.log(127.5))
+    assert discretization_offset(1.0) == 0.0
+    for bad in (0.0, -0.1):
+        with pytest.raises(ValueError, match="bin_width must be positive"):
+            discretization_offset(bad)
+    # a discrete NLL gets no offset whatever the bin width
+    assert bits_per_dim(math.log(2.0), discrete=True, bin_width=0.01) == pytest.approx(1.0)
+
+
+def test_iwae_bound_of_several_samples_is_the_log_mean_weight():
+    log_w = torch.log(torch.tensor([[1.0, 4.0], [3.0, 2.0], [5.0, 0.5]]))  # (K=3, B=2)
+    torch.testing.assert_close(iwae_bound(log_w), torch.log(torch.tensor([3.0, 6.5 / 3])))
+
+
+def test_unit_moments_pool_a_spatial_latent_per_channel():
+    # (B=2, c=2, Y=1, X=2): channel 0 holds 1, 2, 3, 4 over its items, channel 1 is 5 everywhere
+    means = torch.tensor([[[[1.0, 2.0]], [[5.0, 5.0]]], [[[3.0, 4.0]], [[5.0, 5.0]]]])
+    total, total_sq, count = unit_moments(means)
+    assert count == 4
+    torch.testing.assert_close(total, torch.tensor([10.0, 20.0]))
+    torch.testing.assert_close(total_sq, torch.tensor([30.0, 100.0]))
+    torch.testing.assert_close(
+        activity_from_moments(total, total_sq, count), torch.tensor([1.25, 0.0])
+    )
+    # a one-dimensional spatial latent (B=2, c=2, L=2) pools its positions the same way
+    total, total_sq, count = unit_moments(means.reshape(2, 2, 2))
+    assert count == 4
+    torch.testing.assert_close(total, torch.tensor([10.0, 20.0]))
+    # a vector latent (B, D): one unit per column, B items
+    total, total_sq, count = unit_moments(torch.tensor([[1.0, -2.0], [3.0, 2.0], [5.0, 0.0]]))
+    assert count == 3
+    torch.testing.assert_close(total, torch.tensor([9.0, 0.0]))
+    torch.testing.assert_close(total_sq, torch.tensor([35.0, 8.0]))
+
+
+def test_streamed_activity_never_goes_negative():
+    # rounding can make Σμ²/n a hair below (Σμ/n)²: the variance is clamped at zero
+    activity = activity_from_moments(torch.tensor([3.0]), torch.tensor([2.9999]), 3)
+    assert activity.item() == 0.0
+
+
+def test_latent_activity_keeps_the_dtype_and_counts_strictly_above_the_threshold():
+    means = torch.tensor([[0.5], [-0.5]], dtype=torch.float32)  # variance exactly 0.25
+    assert latent_activity(means).dtype == torch.float32
+    assert active_units(means, threshold=0.25) == 0
+    assert active_units(means, threshold=0.2499) == 1

@@ -9,7 +9,15 @@ import torch
 from torch.distributions import Normal
 
 from cellvae.errors import ConfigError
-from cellvae.models.likelihoods import make_likelihood
+from cellvae.models.likelihoods import (
+    Bernoulli,
+    DiscretizedLogisticMixture,
+    Gaussian,
+    check_bits,
+    default_min_log_scale,
+    make_likelihood,
+    quantize,
+)
 
 
 def _levels(bits: int) -> torch.Tensor:
@@ -198,3 +206,182 @@ def test_bad_options_raise_config_errors_naming_the_field() -> None:
         make_likelihood("gaussian", 1, sigma_mode="global")
     with pytest.raises(ConfigError, match="n_mixtures"):
         make_likelihood("dmol", 1, n_mixtures=0)
+
+
+def test_check_bits_refuses_non_integers_and_bools_and_accepts_the_range() -> None:
+    for bad in (2.5, True):
+        with pytest.raises(ConfigError, match=r"bits: .* is not an integer; allowed \[1, 16\]"):
+            check_bits(bad)
+    for good in (1, 16, 8.0):
+        check_bits(good)
+
+
+def test_default_floor_and_quantize_known_values() -> None:
+    assert default_min_log_scale(4) == pytest.approx(math.log(0.1 * 2 / 15))
+    with pytest.raises(ConfigError, match="bits"):
+        default_min_log_scale(0)
+    # 2 bits: levels -1, -1/3, 1/3, 1; values snap to the nearest, out-of-range ones clamp
+    x = torch.tensor([-5.0, -0.7, -0.6, 0.0001, 0.5, 0.9, 3.0])
+    expected = torch.tensor([-1.0, -1.0, -1 / 3, 1 / 3, 1 / 3, 1.0, 1.0])
+    torch.testing.assert_close(quantize(x, 2), expected)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_head_is_a_one_by_one_convolution_that_stays_float32_under_autocast(ndim: int) -> None:
+    lik = make_likelihood("dmol", channels=2, n_mixtures=3)
+    head = lik.head(ndim, 5)
+    assert head.in_channels == 5 and head.out_channels == 18
+    assert head.kernel_size == (1,) * ndim
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *(3,) * ndim).to(torch.bfloat16)
+    conv = {2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[ndim]
+    reference = conv(x.double(), head.weight.double(), head.bias.double())
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = head(x)  # a bf16 input is cast up, not the weights down
+    assert out.dtype == torch.float32
+    # float32 agrees with float64 to ~1e-6; bf16 arithmetic is off by ~1e-2
+    torch.testing.assert_close(out.double(), reference, atol=1e-5, rtol=0)
+
+
+def test_gaussian_mean_and_mode_are_mu_clamped_to_the_data_range() -> None:
+    lik = make_likelihood("gaussian", channels=1, sigma_mode="pixel")
+    mu = torch.tensor([[-3.0], [-0.25], [0.6], [1.5]])
+    params = torch.cat([mu, torch.zeros_like(mu)], dim=1)
+    expected = torch.tensor([[-1.0], [-0.25], [0.6], [1.0]])
+    torch.testing.assert_close(lik.mean(params), expected)
+    torch.testing.assert_close(lik.mode(params), expected)
+
+
+@pytest.mark.parametrize("sigma_mode", ["fixed", "pixel"])
+def test_gaussian_samples_have_the_moments_of_the_likelihood(sigma_mode: str) -> None:
+    lik = make_likelihood("gaussian", channels=2, sigma_mode=sigma_mode, sigma=0.05)
+    n = 20_000
+    mu = torch.tensor([-0.3, 0.2]).repeat(n, 1)
+    if sigma_mode == "pixel":  # per-pixel log-sigmas well above the floor: sigma 0.1 and 0.2
+        raw = torch.log(torch.tensor([0.1, 0.2])).repeat(n, 1)
+        params, sigma = torch.cat([mu, raw], dim=1), torch.tensor([0.1, 0.2])
+    else:
+        params, sigma = mu, torch.tensor([0.05, 0.05])
+    torch.manual_seed(0)
+    draws = lik.sample(params)
+    assert draws.shape == (n, 2)
+    torch.testing.assert_close(draws.mean(0), mu[0], atol=4 * 0.2 / n**0.5, rtol=0)
+    torch.testing.assert_close(draws.std(0), sigma, atol=0, rtol=0.03)
+
+
+def test_gaussian_samples_are_clamped_to_the_data_range() -> None:
+    lik = make_likelihood("gaussian", channels=1, sigma_mode="fixed", sigma=0.5)
+    torch.manual_seed(0)
+    draws = lik.sample(torch.full((5000, 1), 0.9))
+    assert draws.max() == 1.0 and draws.min() >= -1.0
+    assert (draws == 1.0).float().mean() == pytest.approx(0.42, abs=0.03)  # P(N(0.9, .5) > 1)
+
+
+def _dmol_params(logits, means, log_scales) -> torch.Tensor:
+    """One pixel, one channel: ``(1, 3K)`` parameters of a K-component mixture."""
+    return torch.tensor([[*logits, *means, *log_scales]])
+
+
+def test_dmol_mean_is_the_weighted_mean_of_the_clipped_component_means() -> None:
+    lik = make_likelihood("dmol", channels=1, bits=8, n_mixtures=3)
+    logits = [0.0, math.log(2.0), math.log(5.0)]  # weights 1/8, 2/8, 5/8
+    params = _dmol_params(logits, [-0.5, 0.2, 1.7], [-3.0, -3.0, -3.0])
+    expected = (1 * -0.5 + 2 * 0.2 + 5 * 1.0) / 8  # the last mean clipped to 1
+    assert lik.mean(params).item() == pytest.approx(expected, abs=1e-6)
+    params = _dmol_params(logits, [-3.0, -2.0, -4.0], [-3.0, -3.0, -3.0])
+    assert lik.mean(params).item() == pytest.approx(-1.0)
+    params = _dmol_params(logits, [-1.7, 0.2, 0.5], [-3.0, -3.0, -3.0])  # first clipped to -1
+    assert lik.mean(params).item() == pytest.approx((-1.0 + 2 * 0.2 + 5 * 0.5) / 8, abs=1e-6)
+
+
+def test_dmol_mode_is_the_level_nearest_the_heaviest_components_mean() -> None:
+    lik = make_likelihood("dmol", channels=1, bits=2, n_mixtures=3)
+    params = _dmol_params([0.0, 2.0, 1.0], [-0.9, 0.4, 0.9], [-3.0, -3.0, -3.0])
+    assert lik.mode(params).item() == pytest.approx(1 / 3)
+    params = _dmol_params([3.0, 2.0, 1.0], [-0.9, 0.4, 0.9], [-3.0, -3.0, -3.0])
+    assert lik.mode(params).item() == pytest.approx(-1.0)
+
+
+def test_dmol_sample_histogram_matches_probabilities() -> None:
+    """Component choice, per-component scale and the logistic draw all show in the histogram
+    of a 3-bit, 3-component mixture with unequal weights, means and scales."""
+    lik = make_likelihood("dmol", channels=1, bits=3, n_mixtures=3)
+    params = _dmol_params([0.5, -0.5, 0.0], [-0.6, 0.1, 0.7], [math.log(0.05), -1.5, -2.5])
+    torch.manual_seed(0)
+    draws = lik.sample(params.expand(60_000, -1))
+    levels = _levels(3)
+    freq = torch.stack([(draws == v).float().mean() for v in levels])
+    probs = torch.exp(lik.log_prob(params.expand(8, -1), levels[:, None]))[:, 0]
+    torch.testing.assert_close(freq, probs, atol=0.008, rtol=0)
+
+
+def test_make_likelihood_passes_every_option_on() -> None:
+    g = make_likelihood("gaussian", 2, bits=12, sigma_mode="learned", sigma=0.3, min_log_scale=-4)
+    assert isinstance(g, Gaussian) and g.bits == 12 and g.channels == 2
+    assert g.sigma_mode == "learned" and g.min_log_scale == -4.0
+    torch.testing.assert_close(g.log_sigma.detach(), torch.full((2,), math.log(0.3)))
+    b = make_likelihood("bernoulli", 3, bits=1)
+    assert isinstance(b, Bernoulli) and b.bits == 1 and b.channels == 3
+    d = make_likelihood("dmol", 1, bits=10, n_mixtures=4, min_log_scale=-5.5)
+    assert isinstance(d, DiscretizedLogisticMixture)
+    assert (d.n_mixtures, d.bits, d.min_log_scale, d.channels) == (4, 10, -5.5, 1)
+    single = make_likelihood("dlogistic", 1, bits=6, n_mixtures=4)
+    assert single.n_mixtures == 1 and single.params_per_channel == 2
+    assert single.min_log_scale == pytest.approx(default_min_log_scale(6))
+    with pytest.raises(ConfigError, match="channels"):
+        make_likelihood("gaussian", 0)
+    with pytest.raises(ConfigError, match="sigma"):
+        make_likelihood("gaussian", 1, sigma=0.0)
+    with pytest.raises(ConfigError, match="bits"):
+        make_likelihood("bernoulli", 1, bits=2.5)
+
+
+def test_gaussian_defaults_are_a_fixed_sigma_of_a_tenth_at_8_bits() -> None:
+    lik = Gaussian(1)
+    assert (lik.bits, lik.sigma_mode, lik.params_per_channel) == (8, "fixed", 1)
+    assert lik.log_sigma.item() == pytest.approx(math.log(0.1))
+    assert lik.min_log_scale == pytest.approx(default_min_log_scale(8))
+    with pytest.raises(ConfigError, match=r"^sigma_mode: 'global'"):
+        Gaussian(1, sigma_mode="global")
+    with pytest.raises(ConfigError, match=r"^sigma: 0\.0 must be > 0"):
+        Gaussian(1, sigma=0.0)
+
+
+def test_bernoulli_mean_and_mode_known_values() -> None:
+    lik = make_likelihood("bernoulli", channels=1, bits=1)
+    logits = torch.tensor([[-2.0], [0.5], [3.0]])
+    torch.testing.assert_close(lik.mode(logits), torch.tensor([[-1.0], [1.0], [1.0]]))
+    torch.testing.assert_close(lik.mean(logits), 2 * torch.sigmoid(logits) - 1)
+
+
+def test_constructor_and_factory_defaults() -> None:
+    assert Bernoulli(1).bits == 8
+    d = DiscretizedLogisticMixture(1)
+    assert (d.bits, d.n_mixtures) == (8, 5)
+    assert make_likelihood("dmol", 1).n_mixtures == 5
+    g = make_likelihood("gaussian", 1)
+    assert g.sigma_mode == "fixed" and g.log_sigma.item() == pytest.approx(math.log(0.1))
+
+
+def test_bad_options_name_their_field_first() -> None:
+    with pytest.raises(ConfigError, match=r"^likelihood: 'poisson' is not allowed"):
+        make_likelihood("poisson", 1)
+    with pytest.raises(ConfigError, match=r"^bits: 0 is out of range"):
+        make_likelihood("dmol", 1, bits=0)
+    with pytest.raises(ConfigError, match=r"^channels: 0 is out of range; allowed \[1, inf\]"):
+        make_likelihood("dmol", 0)
+    with pytest.raises(ConfigError, match=r"^n_mixtures: 0 is out of range"):
+        make_likelihood("dmol", 1, n_mixtures=0)
+
+
+def test_dmol_channels_are_independent() -> None:
+    """Two channels score like two one-channel mixtures (parameter-major layout)."""
+    two = make_likelihood("dmol", channels=2, bits=5, n_mixtures=3)
+    one = make_likelihood("dmol", channels=1, bits=5, n_mixtures=3)
+    torch.manual_seed(0)
+    params = torch.randn(4, two.out_channels, 3, 3)
+    x = quantize(torch.rand(4, 2, 3, 3) * 2 - 1, 5)
+    lp = two.log_prob(params, x)
+    p = params.reshape(4, 9, 2, 3, 3)  # (B, P, C, Y, X)
+    for c in range(2):
+        torch.testing.assert_close(lp[:, c], one.log_prob(p[:, :, c], x[:, c : c + 1])[:, 0])
