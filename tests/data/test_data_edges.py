@@ -150,3 +150,19 @@ def test_a_file_missing_from_an_installed_package_asks_for_a_reinstall(monkeypat
         r"pip install --force-reinstall 'cellvae\[samples\]'$",
     ):
         samples.nuclei_2d()
+
+
+@pytest.mark.parametrize(
+    ("name", "image", "mask"),
+    [
+        ("nuclei_2d", "data/images/img2d.tif", "data/images/mask2d.tif"),
+        ("nuclei_3d", "sample_images/nuclei.tif", "sample_images/nuclei_label.tif"),
+    ],
+)
+def test_a_missing_mask_names_the_sample_and_the_mask(monkeypatch, tmp_path, name, image, mask):
+    (tmp_path / image).parent.mkdir(parents=True)
+    (tmp_path / image).write_bytes(b"")
+    spec = SimpleNamespace(submodule_search_locations=[str(tmp_path)])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda pkg, *args: spec)
+    with pytest.raises(CellvaeError, match=rf"^sample '{name}': {mask} is missing"):
+        samples.SAMPLES[name]()

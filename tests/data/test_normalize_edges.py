@@ -134,3 +134,12 @@ def test_stored_percentile_lists_the_stored_ones():
         stored_percentile(ch, 5, "low")
     with pytest.raises(ConfigError, match=r"^low: 5 is not stored; choose one of \[\]$"):
         stored_percentile({}, 5, "low")
+
+
+def test_float32_intensities_get_the_levels_of_their_exact_values():
+    # levels are computed in float64: float32 arithmetic would move values that lie near a
+    # level boundary (about 1 in 600 here) to the next level
+    q = Quantizer(3.0, 70000.0, bits=16)
+    v = np.random.default_rng(0).uniform(0, 70000, 20000).astype(np.float32)
+    np.testing.assert_array_equal(q.levels(v), q.levels(v.astype(np.float64)))
+    np.testing.assert_array_equal(q.quantize(v), q.quantize(v.astype(np.float64)))
