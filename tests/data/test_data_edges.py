@@ -85,6 +85,23 @@ def test_dataset_accepts_one_patch_per_epoch(image_2d):
     assert len(ds) == 1 and len(list(ds)) == 1
 
 
+def test_random_patches_come_from_one_time_point_and_reach_every_one(make_volume):
+    # time point t holds the value 100 * (t + 1) in channel 0 and 7 in channel 1
+    data = np.zeros((3, 2, 8, 8), np.uint16)
+    data[:, 0] = (100 * np.arange(1, 4))[:, None, None]
+    data[:, 1] = 7
+    data[0, 1, 0, 0] = 0  # no constant channel
+    path = make_volume(data, "tcyx")
+    ds = PatchDataset([path], (4, 4), sampler="random", patches_per_epoch=60, seed=3)
+    times = set()
+    for _ in range(2):
+        for patch in ds:
+            assert patch.shape == (2, 4, 4)
+            assert len(set(patch[0].flatten().tolist())) == 1  # one time point per patch
+            times.add(float(patch[0, 0, 0]))
+    assert len(times) == 3
+
+
 # -- samplers -------------------------------------------------------------------------------
 
 
