@@ -86,3 +86,37 @@ def test_for_command_records_the_inputs_of_the_verb_by_role():
         "ckpt": os.path.abspath("m.ckpt"),
     }
     assert for_command("fit", args, [])["inputs"] == {}
+
+
+def test_finalize_builds_the_levels_asked_for(tmp_path):
+    final = tmp_path / "out.zarr"
+    arr = create_image(final, (256, 256), np.uint8, "yx")
+    arr[:] = 1
+    finalize_image(temporary_path(final), final, n_levels=1)
+    assert open_image(final).levels == ["s0"]
+
+
+def test_unsupported_dtypes_are_refused_before_writing(tmp_path):
+    with pytest.raises(CellvaeError, match=r"^image: unsupported data type bool"):
+        write_image(tmp_path / "b.zarr", np.zeros((8, 8), bool), "yx")
+    assert not (tmp_path / "b.zarr").exists()
+
+
+def test_ingest_of_a_constant_image_names_the_input(tmp_path):
+    import tifffile
+
+    src = tmp_path / "flat.tif"
+    tifffile.imwrite(src, np.full((16, 16), 5, np.uint8))
+    with pytest.raises(CellvaeError, match=rf"^{src}: image is constant \(every voxel is 5\)"):
+        ingest(src, tmp_path / "out.zarr", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat.tif"]
+
+
+def test_ingest_progress_bars_name_their_steps(tmp_path, capsys):
+    import tifffile
+
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.arange(32 * 32, dtype=np.uint16).reshape(32, 32))
+    ingest(src, tmp_path / "out.zarr", progress=True)
+    err = capsys.readouterr().err
+    assert "ingest in.tif" in err and "statistics" in err
