@@ -143,12 +143,29 @@ def test_nuclei_3d_metadata():
     assert [Path(f).name for f in info.files] == ["nuclei.tif", "nuclei_label.tif"]
 
 
-def test_synthetic_sample_metadata():
-    sample = samples.mitochondria_3d()
+@pytest.mark.parametrize(
+    ("name", "shape", "options"),
+    [
+        ("mitochondria_2d", (512, 512), {}),
+        ("mitochondria_3d", (64, 256, 256), {"psf_sigma": (2.0, 1.0, 1.0)}),
+    ],
+)
+def test_synthetic_sample_metadata(monkeypatch, name, shape, options):
+    import cellvae.data.synthetic
+
+    calls = []
+
+    def fake(shape, seed, **kwargs):  # the generator itself is tested in test_synthetic
+        calls.append((shape, seed, kwargs))
+        return SimpleNamespace(image=np.zeros(shape, np.uint8), labels=np.zeros(shape, np.int32))
+
+    monkeypatch.setattr(cellvae.data.synthetic, "mitochondria", fake)
+    sample = samples.SAMPLES[name]()
+    assert calls == [(shape, 0, options)]
     info = sample.info
-    assert sample.image.shape == (64, 256, 256) and info.axes == "zyx"
+    assert sample.image.shape == shape and info.axes == "zyx"[-len(shape) :]
     assert (info.name, info.licence, info.voxel_size, info.files) == (
-        "mitochondria_3d",
+        name,
         "BSD-3-Clause",
         None,
         (),
