@@ -11,7 +11,7 @@ import pytest
 
 from cellvae.io import atomic
 from cellvae.io.provenance import read_provenance, recording, tiff_metadata, write_parquet
-from cellvae.io.tiff import _ome_voxels, _Warnings
+from cellvae.io.tiff import _ome_channel_names, _ome_voxels, _Warnings
 
 OME = '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">{}</OME>'
 
@@ -105,3 +105,17 @@ def test_tiff_metadata_holds_the_given_or_current_provenance():
     assert tiff_metadata({"verb": "x"}) == {"cellvae": {"provenance": {"verb": "x"}}}
     with recording({"verb": "now"}):
         assert tiff_metadata() == {"cellvae": {"provenance": {"verb": "now"}}}
+
+
+def test_ome_channel_names_of_the_chosen_image():
+    def image(*names: str) -> str:
+        channels = "".join(f'<Channel Name="{n}"/>' if n else "<Channel/>" for n in names)
+        return f"<Image><Pixels>{channels}</Pixels></Image>"
+
+    xml = OME.format(image("a", "b") + image("DAPI", "GFP", "RFP"))
+    assert _ome_channel_names(xml, 0) == ["a", "b"]
+    assert _ome_channel_names(xml, 1) == ["DAPI", "GFP", "RFP"]
+    assert _ome_channel_names(xml, 7) == ["DAPI", "GFP", "RFP"]  # the last image
+    assert _ome_channel_names(OME.format(image("a", "")), 0) is None  # one unnamed channel
+    assert _ome_channel_names(OME.format("<Image/>"), 0) is None
+    assert _ome_channel_names(OME.format(""), 0) is None
