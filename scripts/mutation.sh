@@ -10,6 +10,7 @@
 #   RERUN=1 bash scripts/mutation.sh metrics  # after adding tests: copy tests/ into the last
 #       run's .mutation/metrics and run again only its survivors and unreached mutants (twice
 #       after adding new test functions: mutmut 3.8 maps them to survivors on the second pass)
+#   SAMPLE=100 SEED=14 bash scripts/mutation.sh io   # a seeded random sample of 100 mutants
 #
 # Each package runs in its own copy under .mutation/<package>/ (mutmut rewrites the sources
 # it mutates), so the working tree is never touched. Afterwards list the survivors with
@@ -89,7 +90,23 @@ EOF
       # missing folder given at start-up would be cached as absent and hide the tests package)
       unset PYTHONPATH
       export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-      mutmut run --max-children "$jobs" >mutmut.log 2>&1 || true
+      if [ -n "${SAMPLE:-}" ]; then
+        # a random sample estimates the kill rate where running every mutant takes hours: the
+        # first run only generates the mutants and the test coverage (no name matches), the
+        # second runs the sampled ones; the rate below counts only mutants that were run
+        mutmut run --max-children "$jobs" "no-such-mutant" >mutmut.log 2>&1 || true
+        "$python" - "$SAMPLE" "${SEED:-0}" >sample.txt <<'PY'
+import glob, json, random, sys
+n, seed = int(sys.argv[1]), int(sys.argv[2])
+names = sorted(k for f in glob.glob("mutants/**/*.py.meta", recursive=True)
+               for k in json.load(open(f))["exit_code_by_key"])
+print("\n".join(random.Random(seed).sample(names, min(n, len(names)))))
+PY
+        # shellcheck disable=SC2046
+        mutmut run --max-children "$jobs" $(cat sample.txt) >>mutmut.log 2>&1 || true
+      else
+        mutmut run --max-children "$jobs" >mutmut.log 2>&1 || true
+      fi
       mutmut export-cicd-stats >>mutmut.log 2>&1 || true
       mutmut results >survivors.txt 2>/dev/null || true
     )

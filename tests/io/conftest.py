@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning  # noqa: F401  (see below)
 import numpy as np
 import pytest
+
+# ``import lightning`` binds a log handler to the sys.stderr of that moment. Imported first
+# inside a test that captures stderr (capsys), the handler keeps that test's closed buffer, and
+# a later test's Lightning log line ("Seed set to 0") fails with "--- Logging error ---".
+# Importing it here, at collection, binds it to pytest's session-wide stream instead, so the
+# io tests pass in any order (mutmut runs them in an arbitrary one).
 
 
 @pytest.fixture
