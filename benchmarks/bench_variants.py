@@ -1,19 +1,29 @@
-"""Finest latent resolution and output head: bits/dim reached in a fixed training budget.
+"""Model variants of the 2D preset: bits/dim reached in a fixed CPU budget, and its cost.
 
-HDN puts its finest latent at 1/2 scale; cellvae's hierarchical model can do either
-(``finest_latent: full | half``), and with ``half`` return to full resolution by nearest
-upsampling and a full-width 3×3 convolution, or by a sub-pixel convolution into a narrower
-head (``head_upsample: shuffle``, ``head_width``). Which one the presets use is decided here,
-by the test bits/dim (negative ELBO, discretized logistic) that each reaches after the same
-CPU time.
-Both train the 2D preset's network (``configs/2d_hier_dlogistic.yaml``: widths [16, 32, 64],
-4 latent channels, the global latent, batch 8, AdamW 2e-3 with 20 warm-up steps, β warm-up
-over 100 steps) on random 64×64 patches of the demo's nuclei image (``nuclei_2d``; top 3/4
-train, bottom 1/4 test). Runs alternate full/half so machine load hits both alike; the
-budget is process CPU time on one thread, which shared machines disturb less than wall time.
+Decides the presets' architecture by measurement, not habit. Each variant trains the 2D
+preset's network (``configs/2d_hier_dlogistic.yaml``: widths [16, 32, 64], 4 latent
+channels, the global latent, batch 8, AdamW 2e-3 with 20 warm-up steps, β warm-up over 100
+steps) on random 64×64 patches of a sample image (top 3/4 train, bottom 1/4 test) for the
+same process CPU time on one thread (which shared machines disturb less than wall time);
+runs alternate between variants so machine load hits all alike. Reported: parameters,
+updates, CPU ms per update, patches per CPU second and the test bits/dim (negative ELBO,
+discretized logistic). The variants:
 
-Run: ``python benchmarks/bench_finest_latent.py [--seconds 90] [--pairs 2] [--json OUT]
-[--variants full half half_shuffle]``
+- ``full`` / ``half``: the finest latent at the input's resolution or at 1/2 (as HDN);
+- ``half_shuffle``: ``half`` returning to full resolution by a sub-pixel convolution into a
+  head of half the width (``head_upsample: shuffle``, ``head_width``), the presets' choice;
+- ``groups2``: ``half`` with two latent groups per scale (``groups_per_scale``, as VDVAE).
+
+Run: ``python benchmarks/bench_variants.py [--seconds 90] [--pairs 2] [--json OUT]
+[--image nuclei|mitochondria] [--variants full half half_shuffle groups2]``
+
+Measured (shared 2-core machine, ``--seconds 60 --pairs 2``):
+- nuclei, ``--variants half half_shuffle full``: test bits/dim 4.930 (4.906, 4.953) at 106
+  patches per CPU s, 4.915 (4.914, 4.916) at 121, 4.986 (5.019, 4.953) at 62: the presets
+  use ``half_shuffle``.
+- mitochondria, ``--variants half groups2``: 1 group 62,058 parameters, 84 CPU ms/step,
+  4.763 (4.727, 4.799); 2 groups 92,874, 116 CPU ms/step (1.38x), 4.726 (4.728, 4.723): a
+  gain within the spread of the 1-group runs, so the presets keep 1 group.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import time
 import numpy as np
 import torch
 
-from cellvae.data.samples import nuclei_2d
+from cellvae.data.samples import mitochondria_2d, nuclei_2d
 from cellvae.experiments._train import evaluate, random_patches
 from cellvae.models import build_model
 from cellvae.training.objective import elbo_terms
@@ -49,7 +59,9 @@ VARIANTS = {
     "full": {"finest_latent": "full"},
     "half": {"finest_latent": "half"},
     "half_shuffle": {"finest_latent": "half", "head_upsample": "shuffle", "head_width": 8},
+    "groups2": {"finest_latent": "half", "groups_per_scale": 2},
 }
+IMAGES = {"nuclei": nuclei_2d, "mitochondria": mitochondria_2d}
 
 
 def train_for(vae, data: torch.Tensor, seconds: float, batch: int = 8) -> tuple[int, float]:
@@ -78,10 +90,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--image", choices=sorted(IMAGES), default="nuclei")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    image = np.asarray(nuclei_2d().image, dtype=np.float32)
+    image = np.asarray(IMAGES[args.image]().image, dtype=np.float32)
     cut = image.shape[0] * 3 // 4
     train = random_patches(image[:cut], 64, 2000, seed=0)
     test = random_patches(image[cut:], 64, 256, seed=1)
@@ -98,17 +111,19 @@ def main() -> None:
                 "params": sum(p.numel() for p in vae.parameters()),
                 "steps": steps,
                 "cpu_s": round(cpu, 1),
+                "cpu_ms_per_step": round(1000 * cpu / steps, 1),
                 "patches_per_cpu_s": round(8 * steps / cpu, 2),
                 "test_bits_per_dim": round(stats["bits_per_dim"], 4),
             }
             rows.append(row)
             print(row, flush=True)
     for name in args.variants:
-        bpd = [r["test_bits_per_dim"] for r in rows if r["variant"] == name]
-        rate = [r["patches_per_cpu_s"] for r in rows if r["variant"] == name]
+        mine = [r for r in rows if r["variant"] == name]
+        bpd = [r["test_bits_per_dim"] for r in mine]
+        rate = [r["patches_per_cpu_s"] for r in mine]
         print(
-            f"{name}: test bits/dim {np.mean(bpd):.4f} (runs {bpd}), "
-            f"{np.mean(rate):.1f} patches per CPU second"
+            f"{name}: {mine[0]['params']} parameters, test bits/dim {np.mean(bpd):.4f} "
+            f"(runs {bpd}), {np.mean(rate):.1f} patches per CPU second"
         )
     if args.json:
         with open(args.json, "w") as f:
