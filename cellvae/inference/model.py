@@ -154,9 +154,7 @@ class Reconstructor:
         self.format = memory_format(int(getattr(vae, "ndim", 2)))
         if self.format != torch.contiguous_format:
             vae.to(memory_format=self.format)
-        self._forward = self._decode_params
-        if compile:
-            self._forward = torch.compile(self._decode_params, dynamic=False)
+        self._compiled = torch.compile(self._decode_params, dynamic=False) if compile else None
 
     def _decode_params(self, x: torch.Tensor, sample: bool) -> torch.Tensor:
         params = self.vae.reconstruct_params(x, sample=sample)
@@ -164,10 +162,10 @@ class Reconstructor:
         return pick(params)
 
     def _run(self, x: torch.Tensor, sample: bool) -> torch.Tensor:
-        if self._forward is self._decode_params:
-            return self._forward(x, sample)
+        if self._compiled is None:
+            return self._decode_params(x, sample)
         try:  # (inductor's weight freezing is not used: in torch 2.13 it drifted from eager)
-            return self._forward(x, sample)
+            return self._compiled(x, sample)
         except Exception as err:  # any compiler failure: run eagerly instead
             warnings.warn(
                 f"--compile: torch.compile failed ({type(err).__name__}: "
@@ -175,8 +173,8 @@ class Reconstructor:
                 RuntimeWarning,
                 stacklevel=2,
             )
-            self._forward = self._decode_params
-            return self._forward(x, sample)
+            self._compiled = None
+            return self._decode_params(x, sample)
 
     @property
     def n_outputs(self) -> int:

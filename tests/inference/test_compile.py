@@ -82,3 +82,21 @@ def test_batch_size_does_not_change_the_reconstruction(hier_ckpt, image2d, tmp_p
         outs.append(_recon(path))
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6, atol=1e-5)
     np.testing.assert_allclose(outs[2], outs[0], rtol=1e-6, atol=1e-5)
+
+
+def test_an_error_of_the_model_itself_is_not_taken_for_a_compiler_failure():
+    import warnings
+
+    from cellvae.data.normalize import Quantizer
+    from cellvae.inference.model import Reconstructor
+
+    class Broken(torch.nn.Module):
+        ndim = 2
+
+        def reconstruct_params(self, x, sample=False):
+            raise ValueError("the model's own bug")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "--compile: ... running without it" warning
+        with pytest.raises(ValueError, match="own bug"):
+            Reconstructor(Broken(), [Quantizer(0, 255)])(np.zeros((1, 1, 4, 4), np.float32))
