@@ -5,14 +5,12 @@ import pandas as pd
 import pytest
 
 from cellvae.cli import main
-from tests.inference.helpers import save_checkpoint, write_test_image
+from tests.inference.helpers import save_checkpoint, two_cells, write_test_image
 
 
 @pytest.fixture
 def files(tmp_path, rng):
-    labels = np.zeros((40, 48), np.uint16)
-    labels[5:10, 5:10], labels[20:30, 30:36] = 3, 9
-    image = rng.integers(0, 255, labels.shape, dtype=np.uint8)
+    labels, image = two_cells(rng)
     return (
         save_checkpoint(tmp_path / "m.ckpt"),
         write_test_image(tmp_path / "i.zarr", image, "yx"),

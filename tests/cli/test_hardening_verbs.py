@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from cellvae.cli import main
 from cellvae.io.omezarr import open_image, write_image
-from tests.inference.helpers import save_checkpoint, write_test_image
+from tests.inference.helpers import save_checkpoint, two_cells, write_test_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,10 +138,7 @@ def test_undefined_numbers_become_null_not_bare_nan():
 
 @pytest.fixture
 def embed_files(tmp_path):
-    rng = np.random.default_rng(0)
-    labels = np.zeros((40, 48), np.uint16)
-    labels[5:10, 5:10], labels[20:30, 30:36] = 3, 9
-    image = rng.integers(0, 255, labels.shape, dtype=np.uint8)
+    labels, image = two_cells(np.random.default_rng(0))
     return (
         save_checkpoint(tmp_path / "m.ckpt"),
         write_test_image(tmp_path / "i.zarr", image, "yx"),

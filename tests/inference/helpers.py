@@ -28,6 +28,13 @@ def save_checkpoint(path: Path, **overrides) -> Path:
     return path
 
 
+def two_cells(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """40×48 labels with cells 3 (5×5) and 9 (10×6), and a random uint8 image from ``rng``."""
+    labels = np.zeros((40, 48), np.uint16)
+    labels[5:10, 5:10], labels[20:30, 30:36] = 3, 9
+    return labels, rng.integers(0, 255, labels.shape, dtype=np.uint8)
+
+
 def write_test_image(path: Path, data: np.ndarray, axes: str) -> Path:
     """An OME-Zarr image with stored statistics, as ``cellvae ingest`` writes it."""
     from cellvae.io.omezarr import write_image
