@@ -20,7 +20,8 @@ Models: the hierarchical VAE with a global latent (the presets' choice), the sam
 For each VAE it also reports how many embedding dimensions are active (variance of the
 posterior mean over test cells > 0.01) and the embedding's mean KL per cell (nats).
 
-Run: ``python benchmarks/bench_embed.py [--steps 2000] [--jitter 2] [--threads 1] [--json OUT]``
+Run: ``python benchmarks/bench_embed.py [--steps 2000] [--jitter 2] [--threads 1]
+[--finest-latent full|half] [--head-upsample nearest|shuffle] [--seed 0] [--json OUT]``
 """
 
 from __future__ import annotations
@@ -87,6 +88,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000, help="training updates per VAE")
     parser.add_argument("--jitter", type=int, default=None, help="max cell offset from centre")
     parser.add_argument("--global-dim", type=int, default=32)
+    parser.add_argument(
+        "--finest-latent",
+        choices=["full", "half"],
+        default="full",
+        help="hierarchical models: resolution of the finest latent (the 2D presets use half)",
+    )
+    parser.add_argument(
+        "--head-upsample", choices=["nearest", "shuffle"], default="nearest", help="with half"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="model initialisation and batches")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -114,12 +125,14 @@ def main() -> None:
         options = BASE | MODELS[name]
         if name == "hier_global":
             options["global_dim"] = args.global_dim
+        if options["arch"] == "hierarchical":
+            options |= {"finest_latent": args.finest_latent, "head_upsample": args.head_upsample}
         if name == "flat":
             options["latent_dim"] = args.global_dim
-        torch.manual_seed(0)
+        torch.manual_seed(args.seed)
         vae = build_model(**options)
         start = time.process_time()
-        train(vae, x_train, args.steps, warmup=args.steps // 4)
+        train(vae, x_train, args.steps, warmup=args.steps // 4, seed=args.seed)
         cpu = time.process_time() - start
         test_mean, test_logvar = embed(vae, x_test)
         result = scores(embed(vae, x_train)[0], labels[0], test_mean, *labels[1:])

@@ -11,7 +11,7 @@ discretized logistic). The variants:
 
 - ``full`` / ``half``: the finest latent at the input's resolution or at 1/2 (as HDN);
 - ``half_shuffle``: ``half`` returning to full resolution by a sub-pixel convolution into a
-  head of half the width (``head_upsample: shuffle``, ``head_width``), the presets' choice;
+  head of half the width (``head_upsample: shuffle``, ``head_width``);
 - ``groups2``: ``half`` with two latent groups per scale (``groups_per_scale``, as VDVAE).
 
 Run: ``python benchmarks/bench_variants.py [--seconds 90] [--pairs 2] [--json OUT]
@@ -19,8 +19,9 @@ Run: ``python benchmarks/bench_variants.py [--seconds 90] [--pairs 2] [--json OU
 
 Measured (shared 2-core machine, ``--seconds 60 --pairs 2``):
 - nuclei, ``--variants half half_shuffle full``: test bits/dim 4.930 (4.906, 4.953) at 106
-  patches per CPU s, 4.915 (4.914, 4.916) at 121, 4.986 (5.019, 4.953) at 62: the presets
-  use ``half_shuffle``.
+  patches per CPU s, 4.915 (4.914, 4.916) at 121, 4.986 (5.019, 4.953) at 62:
+  ``half_shuffle`` wins on bits/dim per CPU second. The 2D preset still uses ``full``: with
+  ``half`` its global latent (the cell embedding) stays collapsed (``bench_embed.py``).
 - mitochondria, ``--variants half groups2``: 1 group 62,058 parameters, 84 CPU ms/step,
   4.763 (4.727, 4.799); 2 groups 92,874, 116 CPU ms/step (1.38x), 4.726 (4.728, 4.723): a
   gain within the spread of the 1-group runs, so the presets keep 1 group.
