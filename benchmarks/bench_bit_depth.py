@@ -100,19 +100,29 @@ def main() -> None:
     parser.add_argument("--bits", type=int, nargs="+", default=[16, 12])
     parser.add_argument("--steps", type=int, default=30000)
     parser.add_argument("--floors", nargs="+", default=["null", "-7.0"])
+    parser.add_argument(
+        "--tubules", type=int, default=30, help="mitochondrial networks in the 256² image"
+    )
     args = parser.parse_args()
     args.outdir.mkdir(parents=True, exist_ok=True)
     for bits in args.bits:
         photons, background = EXPOSURE[bits]
         image = mitochondria(
-            (256, 256), seed=0, photons=photons, background=background, read_noise=0.0, bits=bits
+            (256, 256),
+            seed=0,
+            n_tubules=args.tubules,
+            photons=photons,
+            background=background,
+            read_noise=0.0,
+            bits=bits,
         ).image
-        tif, zarr = args.outdir / f"mito{bits}.tif", args.outdir / f"mito{bits}.ome.zarr"
+        tag = f"mito{bits}" + ("" if args.tubules == 30 else f"_t{args.tubules}")
+        tif, zarr = args.outdir / f"{tag}.tif", args.outdir / f"{tag}.ome.zarr"
         if not zarr.exists():
             tifffile.imwrite(tif, image)
             subprocess.run(["cellvae", "ingest", str(tif), "-o", str(zarr)], check=True)
         for floor in args.floors:
-            root = args.outdir / f"b{bits}_floor{floor}_s{args.steps}"
+            root = args.outdir / f"{tag}_floor{floor}_s{args.steps}"
             if not root.exists():
                 subprocess.run(fit_argv(zarr, bits, args.steps, floor, root), check=True)
             (ckpt,) = root.glob("lightning_logs/version_*/checkpoints/last.ckpt")
