@@ -92,7 +92,7 @@ def main() -> None:
         "--finest-latent",
         choices=["full", "half"],
         default="full",
-        help="hierarchical models: resolution of the finest latent (the 2D presets use half)",
+        help="hierarchical models: resolution of the finest latent (the 2D preset uses full)",
     )
     parser.add_argument(
         "--head-upsample", choices=["nearest", "shuffle"], default="nearest", help="with half"
