@@ -39,6 +39,7 @@ import torch
 from cellvae.data.normalize import Quantizer
 from cellvae.data.synthetic import mitochondria
 from cellvae.training.checkpoint import load_vae
+from cellvae.training.objective import elbo_terms
 
 #: photons at the peak and in the background per bit depth (no read noise)
 EXPOSURE = {16: (3e6, 1e4), 12: (6e5, 1e4)}
@@ -78,8 +79,9 @@ def last_val_bits(root: Path) -> float:
 @torch.no_grad()
 def per_pixel_bits(ckpt: Path, image: np.ndarray, floor: float | None) -> dict[str, float]:
     """Mean bits of the levels (sampled latents, no KL) of 16×16 tiles of ``image``, over all
-    pixels, the background (within 20 levels of the median) and the rest; ``floor`` replaces
-    the trained log-scale floor (``None``: keep it)."""
+    pixels, the background (within 20 levels of the median) and the rest, plus the rate (KL,
+    bits/dim) that completes the whole image's bound; ``floor`` replaces the trained log-scale
+    floor (``None``: keep it)."""
     vae, hp = load_vae(ckpt)
     if floor is not None:
         vae.likelihood.min_log_scale = floor
@@ -88,9 +90,11 @@ def per_pixel_bits(ckpt: Path, image: np.ndarray, floor: float | None) -> dict[s
     t = 16
     tiles = x.unfold(0, t, t).unfold(1, t, t).reshape(-1, 1, t, t)
     torch.manual_seed(0)
-    bits = -vae.likelihood.log_prob(vae(tiles).params, tiles) / math.log(2)
+    terms = elbo_terms(vae, tiles, beta=1.0)
+    bits = -vae.likelihood.log_prob(terms.output.params, tiles) / math.log(2)
     bg = tiles <= float(tiles.median()) + 20 * vae.likelihood.bin_width
     stats = {"all": bits.mean(), "background": bits[bg].mean(), "foreground": bits[~bg].mean()}
+    stats["rate"] = terms.kl.mean() / terms.dims / math.log(2)
     return {k: round(float(v), 3) for k, v in stats.items()} | {
         "background_share": round(float(bg.float().mean()), 3)
     }
