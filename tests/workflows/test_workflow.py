@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+import yaml
 
 from tests.workflows.conftest import REPO, snakemake, write_config
 
@@ -55,14 +56,93 @@ def test_dry_run_splits_reconstruction_into_parts(cellvae_env, tiny_image, tmp_p
     assert "--prepare" in done.stdout and "--finalize" in done.stdout
 
 
-def test_invalid_config_is_refused_naming_the_field(cellvae_env, tiny_image, tmp_path):
+def _refusal(done) -> str:
+    """The error Snakemake printed for a refused config (its lines after the header)."""
+    assert done.returncode != 0
+    text = done.stdout + done.stderr
+    return text[text.index("WorkflowError") :]
+
+
+def test_invalid_config_is_refused_naming_the_one_field(cellvae_env, tiny_image, tmp_path):
     config = write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image)
     text = config.read_text().replace("parts: 1", "parts: 0")
     config.write_text(text)
+    message = _refusal(snakemake(cellvae_env, "-n", "--configfile", str(config)))
+    assert "config: reconstruct.parts: 0 is less than the minimum of 1" in message, message
+    assert len(message.splitlines()) < 6 and "$schema" not in message  # not the whole schema
+
+
+def _edited(path, edit):
+    config = yaml.safe_load(path.read_text())
+    edit(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda c: c["presets"]["small"]["overrides"].update({"trainer.max_stepz": 3}),
+            "presets.small.overrides.trainer.max_stepz: trainer has no option 'max_stepz'; "
+            "did you mean trainer.max_steps?",
+        ),
+        (
+            lambda c: c["presets"]["small"]["overrides"].update({"model.widthz": [4]}),
+            "model has no option 'widthz'; did you mean model.widths?",
+        ),
+        (
+            lambda c: c["images"]["tiny"].update({"presets": ["big"]}),
+            "config: images.tiny.presets: no preset 'big'; defined: small",
+        ),
+        (
+            lambda c: c["images"]["tiny"].update({"voxelsize": [1, 1]}),
+            "config: images.tiny: unknown key(s) 'voxelsize'",
+        ),
+    ],
+    ids=["trainer key", "model key", "image preset", "image key"],
+)
+def test_unknown_keys_fail_the_dry_run_in_one_line(
+    cellvae_env, tiny_image, tmp_path, edit, expected
+):
+    config = _edited(write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image), edit)
+    message = _refusal(snakemake(cellvae_env, "-n", "--configfile", str(config)))
+    assert expected in message, message
+    assert len(message.splitlines()) < 6, message
+
+
+def test_missing_labels_file_fails_the_dry_run(cellvae_env, tiny_image, tmp_path):
+    missing = tmp_path / "no_labels.tif"
+    config = _edited(
+        write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image),
+        lambda c: c["images"]["tiny"].update({"labels": str(missing)}),
+    )
     done = snakemake(cellvae_env, "-n", "--configfile", str(config))
-    assert done.returncode != 0
-    message = done.stdout + done.stderr
-    assert "['reconstruct']['parts']" in message and "minimum" in message, message
+    assert done.returncode != 0 and str(missing) in done.stdout + done.stderr
+
+
+def test_mixed_2d_and_3d_images_each_run_their_own_presets(cellvae_env, tiny_image, tmp_path):
+    def edit(c):
+        c["images"]["stack"] = {
+            "path": str(tiny_image[0]),
+            "axes": "YX",
+            "voxel_size": [0.2, 0.1],
+            "unit": "micrometer",
+            "t": 0,
+            "presets": ["deep"],
+        }
+        c["images"]["tiny"]["presets"] = ["small"]
+        c["presets"]["deep"] = {"config": "configs/3d_hier_dlogistic.yaml"}
+
+    config = _edited(write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image), edit)
+    done = snakemake(cellvae_env, "-n", "-p", "--configfile", str(config))
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = _job_counts(done.stdout)
+    assert (counts["ingest"], counts["fit"], counts["report_without_cells"]) == (2, 2, 1)
+    out = tmp_path / "out"
+    assert f"{out}/stack/deep/train" in done.stdout and f"{out}/tiny/small/train" in done.stdout
+    assert "stack/small" not in done.stdout and "tiny/deep" not in done.stdout
+    assert "--voxel-size 0.2 0.1 --unit micrometer" in done.stdout
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,13 @@ rule embed:
     input:
         image=lambda wildcards: image_zarr(wildcards.image),
         train=f"{RUN}/train",
+        labels=labels_input,
     output:
         cells=f"{RUN}/cells.parquet",
     params:
         ckpt=ckpt_param,
         labels=lambda wildcards: labels_of(wildcards.image),
+        t=embed_time,
         args=" ".join(config["embed"]["args"]),
     conda:
         "../envs/cellvae.yaml"
@@ -24,7 +26,7 @@ rule embed:
         **gpu_resources("embed"),
     shell:
         "cellvae embed --ckpt {params.ckpt} {input.image} --labels {params.labels}"
-        " -o {output.cells} {params.args} --no-progress > {log} 2>&1"
+        " -o {output.cells} {params.t} {params.args} --no-progress > {log} 2>&1"
 
 
 rule blur:
@@ -32,10 +34,12 @@ rule blur:
     input:
         image=lambda wildcards: image_zarr(wildcards.image),
         recon=f"{RUN}/recon.ome.zarr",
+        truth=truth_input,
     output:
         blurmap=directory(f"{RUN}/blurmap.ome.zarr"),
         summary=f"{RUN}/blur.json",
     params:
+        truth=truth_option,
         args=" ".join(config["blur"]["args"]),
     conda:
         "../envs/cellvae.yaml"
@@ -49,7 +53,7 @@ rule blur:
         runtime=res("blur", "runtime"),
     shell:
         "cellvae blur {input.image} {input.recon} -o {output.blurmap}"
-        " --summary {output.summary} {params.args} > {log} 2>&1"
+        " --summary {output.summary} {params.truth} {params.args} > {log} 2>&1"
 
 
 rule sample:

@@ -4,6 +4,10 @@
 # gives the output its final name. A part that dies is rerun alone: the others keep their
 # `.done` flags (kept until the output is final; the `prepared` flag stays, so rerunning one
 # part never makes the others look out of date). With N = 1 it is one plain `cellvae reconstruct`.
+# The split steps pass --overwrite: they run because something upstream changed, so an
+# existing recon.ome.zarr is stale and the finalize step replaces it. Finished blocks are
+# reused only under the same checkpoint bytes, image and options (a retrained model or a
+# changed image rewrites them).
 RECON_ARGS = " ".join(config["reconstruct"]["args"])
 PART_FLAG = f"{OUT}/parts/{{image}}/{{preset}}/part{{part}}of{PARTS}.done"
 
@@ -58,7 +62,7 @@ else:
             runtime=res("default", "runtime"),
         shell:
             "cellvae reconstruct --ckpt {params.ckpt} {input.image} -o {params.recon}"
-            " {params.args} --prepare > {log} 2>&1 && touch {output.flag}"
+            " {params.args} --prepare --overwrite > {log} 2>&1 && touch {output.flag}"
 
     rule reconstruct_part:
         """Write part I of N of the reconstruction's blocks (never another part's)."""
@@ -87,7 +91,8 @@ else:
             **gpu_resources("reconstruct"),
         shell:
             "cellvae reconstruct --ckpt {params.ckpt} {input.image} -o {params.recon}"
-            " {params.args} --part {wildcards.part}/{params.parts} --no-progress > {log} 2>&1"
+            " {params.args} --part {wildcards.part}/{params.parts} --overwrite --no-progress"
+            " > {log} 2>&1"
             " && touch {output.flag}"
 
     rule reconstruct:
@@ -112,4 +117,4 @@ else:
             runtime=res("reconstruct", "runtime"),
         shell:
             "cellvae reconstruct --ckpt {params.ckpt} {input.image} -o {output.recon}"
-            " {params.args} --finalize --no-progress > {log} 2>&1"
+            " {params.args} --finalize --overwrite --no-progress > {log} 2>&1"
