@@ -472,7 +472,9 @@ class VAEModule(L.LightningModule):
         for name, (s, sq, n) in zip(self.eval_model.group_names, self._moments):
             s = strategy.reduce(s, reduce_op="sum")
             sq = strategy.reduce(sq, reduce_op="sum")
-            count = float(strategy.reduce(torch.tensor(float(n)), reduce_op="sum"))
+            # on the module's device: NCCL reduces GPU tensors only
+            n = torch.tensor(float(n), device=self.device)
+            count = float(strategy.reduce(n, reduce_op="sum"))
             activity = activity_from_moments(s, sq, max(int(count), 1))
             active = int((activity > self.hparams.active_threshold).sum())
             total_active += active

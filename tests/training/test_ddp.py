@@ -63,3 +63,30 @@ def test_ddp_spawn_two_cpu_processes_train_on_different_patches(tmp_path):
     assert [e["step"] for e in ends] == [2, 2]
     assert not torch.equal(batches[0], batches[1])  # each rank reads its own shard
     torch.testing.assert_close(ends[0]["param"], ends[1]["param"])  # gradients were averaged
+
+
+def test_every_tensor_reduced_after_validation_lives_on_the_modules_device(monkeypatch):
+    """NCCL cannot reduce CPU tensors: a module on a GPU must hand the strategy GPU tensors.
+
+    The module is told it lives on the ``meta`` device (no GPU here), so a tensor created on
+    the CPU by mistake is caught by the patched reduce, which asserts the device of each one.
+    """
+    from types import SimpleNamespace
+
+    module = VAEModule(**TINY)
+    device = torch.device("meta")
+    module._device = device  # what `.to("cuda")` records
+    seen = []
+
+    def reduce(tensor, reduce_op="mean"):
+        seen.append(tensor.device)
+        assert tensor.device == device, f"reduced a tensor on {tensor.device}"
+        return torch.ones(tensor.shape)
+
+    fake = SimpleNamespace(strategy=SimpleNamespace(reduce=reduce), sanity_checking=False)
+    monkeypatch.setattr(VAEModule, "trainer", property(lambda self: fake))
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    groups = len(module.eval_model.group_names)
+    module._moments = [[torch.zeros(3, device=device)] * 2 + [5] for _ in range(groups)]
+    module._log_active_units("val")
+    assert len(seen) == 3 * groups
