@@ -4,6 +4,7 @@ and a real tiny run of the whole chain with its HTML report."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -213,3 +214,72 @@ def test_split_reconstruction_equals_one_job_and_reruns_a_missing_part_alone(
     one = open_image(out / "tiny" / "small" / "recon.ome.zarr")
     three = open_image(recon)
     np.testing.assert_array_equal(np.asarray(three.array), np.asarray(one.array))
+
+
+@pytest.mark.slow
+def test_reordered_overrides_retrain_nothing(cellvae_env, tiny_image, tiny_run, tmp_path):
+    _, out, _ = tiny_run
+    config = _edited(
+        write_config(tmp_path / "c.yaml", out, tiny_image),
+        lambda c: c["presets"]["small"].update(
+            overrides=dict(reversed(list(c["presets"]["small"]["overrides"].items())))
+        ),
+    )
+    done = snakemake(cellvae_env, "-n", "--configfile", str(config))
+    assert "Nothing to be done" in done.stdout + done.stderr, done.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_touched_labels_rerun_the_cell_table(cellvae_env, tiny_image, tiny_run):
+    _, _, args = tiny_run
+    labels = tiny_image[1]
+    os.utime(labels)  # edited after the cell table was made
+    done = snakemake(cellvae_env, "-n", *args)
+    counts = _job_counts(done.stdout)
+    assert counts.get("embed") == 1 and "fit" not in counts, done.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_split_reconstruction_reruns_after_the_image_changes(cellvae_env, tiny_image, tmp_path):
+    """parts: 3, then a changed image (new model, same paths): the rerun completes and equals
+    a one-job reconstruction with the new model, voxel for voxel."""
+    from cellvae.inference.reconstruct import reconstruct_image
+    from cellvae.io.omezarr import open_image
+
+    image = tmp_path / "image.tif"
+    shutil.copy(tiny_image[0], image)
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "c.yaml", out, (image, tiny_image[1]), parts=3)
+    args = ["--configfile", str(config), "--cores", "2", "--profile", "workflows/profiles/local"]
+    recon = out / "tiny" / "small" / "recon.ome.zarr"
+    first = snakemake(cellvae_env, *args, str(recon))
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    data = tifffile.imread(image)
+    tifffile.imwrite(image, np.flip(data, axis=1))  # the user edits the image
+    again = snakemake(cellvae_env, *args, "-p", str(recon))
+    assert again.returncode == 0, again.stderr[-3000:]
+    counts = _job_counts(again.stdout + again.stderr)
+    assert counts["fit"] == 1 and counts["reconstruct_part"] == 3, counts
+
+    run = out / "tiny" / "small"
+    one_job = tmp_path / "one_job.ome.zarr"
+    ckpt = run / "train/lightning_logs/version_0/checkpoints/last.ckpt"
+    reconstruct_image(ckpt, out / "tiny/image.ome.zarr", one_job, block=32, progress=False)
+    np.testing.assert_array_equal(
+        np.asarray(open_image(recon).array), np.asarray(open_image(one_job).array)
+    )
+
+
+def test_snakefmt_is_clean():
+    pytest.importorskip("snakefmt")
+    import subprocess
+    import sys
+
+    files = [str(REPO / "workflows" / "Snakefile"), str(REPO / "workflows" / "rules")]
+    done = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--no-format-shell", "--check", *files],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr

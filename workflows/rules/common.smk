@@ -41,7 +41,9 @@ def res(step, key):
     """A resource of `step` from config `resources`, falling back to its `default` entry."""
     table = config["resources"]
     fallback = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
-    return table.get(step, {}).get(key, table.get("default", {}).get(key, fallback[key]))
+    return table.get(step, {}).get(
+        key, table.get("default", {}).get(key, fallback[key])
+    )
 
 
 def gpu_resources(step):
@@ -114,7 +116,9 @@ def fit_resources():
     """SLURM resources of `fit`: memory, time, GPUs, one task per GPU, and the requeue
     machinery (a warning signal before the limit, requeue allowed, the log appended)."""
     n = fit_tasks()
-    extra = f"--signal=USR1@{config['fit']['signal_seconds']} --requeue --open-mode=append"
+    extra = (
+        f"--signal=USR1@{config['fit']['signal_seconds']} --requeue --open-mode=append"
+    )
     resources = {
         "mem_mb": res("fit", "mem_mb"),
         "runtime": res("fit", "runtime"),

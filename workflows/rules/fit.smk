@@ -13,22 +13,22 @@ rule fit:
         config=lambda wildcards: preset_config(wildcards.preset),
     output:
         train=directory(f"{RUN}/train"),
+    log:
+        log_of("fit"),
+    benchmark:
+        bench_of("fit")
+    conda:
+        "../envs/cellvae.yaml"
+    threads: fit_threads
+    resources:
+        **fit_resources(),
+        attempt=lambda wildcards, attempt: attempt,  # 1: a fresh job, > 1: a retry
     params:
         overrides=lambda wildcards: fit_overrides(wildcards.preset),
         devices=fit_devices(),
         work=f"{RUN}/train.work",
         tasks=fit_tasks(),
         stage=int(config["fit"]["stage_data"]),
-    conda:
-        "../envs/cellvae.yaml"
-    log:
-        log_of("fit"),
-    benchmark:
-        bench_of("fit")
-    threads: fit_threads
-    resources:
-        **fit_resources(),
-        attempt=lambda wildcards, attempt: attempt,  # 1: a fresh job, > 1: a retry
     shell:
         """
         work={params.work:q}
