@@ -235,8 +235,10 @@ def test_touched_labels_rerun_the_cell_table(cellvae_env, tiny_image, tiny_run):
     labels = tiny_image[1]
     os.utime(labels)  # edited after the cell table was made
     done = snakemake(cellvae_env, "-n", *args)
-    counts = _job_counts(done.stdout)
-    assert counts.get("embed") == 1 and "fit" not in counts, done.stdout[-2000:]
+    output = done.stdout + done.stderr
+    assert "Job stats:" in output, output[-3000:]
+    counts = _job_counts(output)
+    assert counts.get("embed") == 1 and "fit" not in counts, output[-2000:]
 
 
 @pytest.mark.slow
