@@ -77,9 +77,11 @@ def test_train_ddp_sbatch_survives_batch_usr1_and_an_admin_requeue(slurm_env, ti
         _slurm(env, "scancel", "--batch", "--signal=USR1", job)
         restart_when_requeued()
         _wait("the resumed run", lambda: "restart 1" in log.read_text() and _saves(log) == 1)
-        _wait("a step after the resume", lambda: (run / "hpc_ckpt_1.ckpt").exists())
-        time.sleep(5)
-        _slurm(env, "scontrol", "requeue", job)  # an admin's requeue (or a preemption): SIGTERM
+        first = _global_step(run / "hpc_ckpt_1.ckpt")
+        # training again (a periodic save past the resume point), then an admin's requeue
+        # (or a preemption): SIGTERM to every task
+        _wait("training after the resume", lambda: _newest_periodic_step(run) > first)
+        _slurm(env, "scontrol", "requeue", job)
         restart_when_requeued()
         _wait("the resumed job to finish", lambda: state() in ("", "COMPLETED"), timeout=400)
     finally:
@@ -109,6 +111,14 @@ def test_train_ddp_sbatch_survives_batch_usr1_and_an_admin_requeue(slurm_env, ti
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     adam = {float(v["step"]) for v in ckpt["optimizer_states"][0]["state"].values()}
     assert ckpt["global_step"] == steps and adam == {float(steps)}
+
+
+def _newest_periodic_step(run: Path) -> int:
+    """The highest step in the names of the run's periodic checkpoints (``...step=N.ckpt``)."""
+    steps = [
+        int(p.stem.split("step=")[1]) for p in run.glob("lightning_logs/*/checkpoints/*step=*")
+    ]
+    return max(steps, default=-1)
 
 
 def _saves(log: Path) -> int:

@@ -122,7 +122,7 @@ def fit_resources():
     resources = {
         "mem_mb": res("fit", "mem_mb"),
         "runtime": res("fit", "runtime"),
-        "slurm_extra": f"'{extra}'",
+        "slurm_extra": extra,
         # fit launches its own job step (srun), so the SLURM plugin must not wrap it in one
         "mpi": 0,
         "tasks": n,
