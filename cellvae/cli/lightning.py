@@ -270,6 +270,26 @@ def _cli_class(claims: ExitStack | None = None):
     return CellvaeCLI
 
 
+def _note_early_signals() -> None:
+    """In a SLURM job, note SIGUSR1/SIGTERM that arrive before training starts (importing
+    torch, building the model, joining the other ranks) instead of dying of them; the
+    requeue callback acts on a noted one at the first step."""
+    import signal
+    import threading
+
+    if (
+        not os.environ.get("SLURM_JOB_ID")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return
+
+    def note(signum, frame) -> None:
+        os.environ.setdefault("CELLVAE_EARLY_SIGNAL", str(signum))
+
+    for signum in (signal.SIGUSR1, signal.SIGTERM):
+        signal.signal(signum, note)
+
+
 def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int:
     """Run ``cellvae VERB ARGV...`` through LightningCLI; returns the exit code.
 
@@ -280,6 +300,8 @@ def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int
     """
     if use_cache and list(argv) in (["--help"], ["-h"]):
         return _print_help(verb, argv)
+    if verb == "fit":
+        _note_early_signals()
 
     import warnings
 

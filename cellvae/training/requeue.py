@@ -31,6 +31,9 @@ import lightning as L
 
 #: checkpoints a requeue writes into the run folder: ``hpc_ckpt_N.ckpt``
 HPC_CKPT = re.compile(r"^hpc_ckpt_(\d+)\.ckpt$")
+#: where ``cellvae fit`` notes a signal that arrived before training started (set by the
+#: handler :mod:`cellvae.cli.lightning` installs at once; read by :class:`SlurmRequeue`)
+EARLY_SIGNAL_ENV = "CELLVAE_EARLY_SIGNAL"
 
 
 def slurm_job() -> str | None:
@@ -105,6 +108,9 @@ class SlurmRequeue(L.Callback):
         self._step = trainer.global_step
         for signum in self.signals:  # replaces Lightning's SIGTERM handler for this fit
             self._previous[signum] = signal.signal(signum, self._flag)
+        early = os.environ.pop(EARLY_SIGNAL_ENV, "")
+        if early.isdigit() and int(early) in self.signals:  # came while the job was starting
+            self._flag(int(early), None)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for signum, handler in self._previous.items():

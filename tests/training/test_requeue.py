@@ -212,3 +212,16 @@ def test_newest_valid_checkpoint_wins_and_a_truncated_one_is_skipped(tmp_path):
     assert rq.newest_checkpoint(tmp_path) == periodic
     torch.save({"weights": 1}, tmp_path / "hpc_ckpt_3.ckpt")  # not a training checkpoint
     assert rq.newest_checkpoint(tmp_path) == periodic
+
+
+def test_a_signal_noted_while_the_job_started_is_acted_on_at_the_first_step(
+    tmp_path, scontrol, monkeypatch
+):
+    monkeypatch.setenv(rq.EARLY_SIGNAL_ENV, str(int(signal.SIGUSR1)))  # cellvae fit noted it
+    world, trainers = _job(tmp_path, n=1)
+    try:
+        _train_steps(world, trainers, 2)
+    finally:
+        _teardown(world, trainers)
+    assert trainers[0].saved == [1] and scontrol == [["scontrol", "requeue", "4242"]]
+    assert rq.EARLY_SIGNAL_ENV not in os.environ  # used once
