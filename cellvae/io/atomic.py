@@ -125,13 +125,18 @@ def _lock_owner(lock: Path) -> tuple[int, str, tuple[str, int] | None] | None:
 
 
 def _stale(owner: tuple[int, str, tuple[str, int] | None]) -> bool:
-    """Whether the lock's writer is surely gone: a dead pid on this host, or an earlier run
-    (lower restart count) of the SLURM job this process belongs to, on any host."""
+    """Whether the lock's writer is surely gone: a dead pid on this host, or an earlier run of
+    the SLURM job this process belongs to (a lower restart count, or another host: only one
+    process of a job claims an output, and SLURM kills them all before a requeue; the restart
+    count is not always passed on, e.g. through Snakemake)."""
     pid, host, run = owner
-    if host == socket.gethostname() and not _alive(pid):
+    here = host == socket.gethostname()
+    if here and not _alive(pid):
         return True
     ours = _slurm_run()
-    return run is not None and ours is not None and run[0] == ours[0] and run[1] < ours[1]
+    if run is None or ours is None or run[0] != ours[0]:
+        return False
+    return run[1] < ours[1] or not here
 
 
 def _alive(pid: int) -> bool:

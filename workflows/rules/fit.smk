@@ -1,8 +1,10 @@
 # Training. `cellvae fit` runs in a work folder beside the declared output, which Snakemake
 # never deletes: a job ended by its time limit, a preemption or `scontrol requeue` resumes
-# there (`--ckpt_path auto`: the newest valid checkpoint) when SLURM requeues it or Snakemake
-# retries it; only a fresh job (first attempt, not a requeue) starts it over. On success the
-# folder becomes the output `train/`. Under SLURM the fit is its own job step (srun), so the
+# there (`--ckpt_path auto`: the newest valid checkpoint) when SLURM requeues it (the folder
+# records the SLURM job id it belongs to: Snakemake does not pass SLURM_RESTART_COUNT on) or
+# Snakemake retries it; only a fresh job starts it over. `train.work/fit.log` keeps the output
+# of every run of the job (Snakemake restarts the rule's log). On success the folder becomes
+# the output `train/`. Under SLURM the fit is its own job step (srun), so the
 # warning signal before the time limit (`fit.signal_seconds`) reaches only `cellvae fit`,
 # which saves, asks SLURM to requeue and stops (cellvae.training.requeue); with
 # `resources.fit.gpus: N > 1` the step is N DDP tasks, one per GPU.
@@ -32,11 +34,13 @@ rule fit:
     shell:
         """
         work={params.work:q}
-        if [ {resources.attempt} = 1 ] && [ "${{SLURM_RESTART_COUNT:-0}}" = 0 ]; then
-          rm -rf "$work"
+        job=${{SLURM_JOB_ID:-local}}
+        if [ {resources.attempt} = 1 ] && [ "$(cat "$work/.slurm_job" 2>/dev/null)" != "$job" ]; then
+          rm -rf "$work"  # a fresh job: neither a retry nor a requeue of the one that wrote it
         fi
         mkdir -p "$work"
-        echo "fit: job ${{SLURM_JOB_ID:-local}} restart ${{SLURM_RESTART_COUNT:-0}}" >> {log:q}
+        echo "$job" > "$work/.slurm_job"
+        echo "fit: job $job attempt {resources.attempt} $(date -u +%FT%TZ)" | tee -a "$work/fit.log" >> {log:q}
         data={input.image:q}
         if [ {params.stage} = 1 ]; then
           scratch=$(mktemp -d "${{SLURM_TMPDIR:-${{TMPDIR:-/tmp}}}}/cellvae-stage.XXXXXX")
@@ -50,7 +54,8 @@ rule fit:
         fi
         $launch cellvae fit --config {input.config:q} "--data.paths=[$data]" \
           --trainer.default_root_dir="$work" --ckpt_path auto \
-          --trainer.enable_progress_bar=false {params.devices} {params.overrides} >> {log:q} 2>&1
+          --trainer.enable_progress_bar=false {params.devices} {params.overrides} 2>&1 \
+          | tee -a "$work/fit.log" >> {log:q}
         rm -rf {output.train:q}
         mv "$work" {output.train:q}
         """
