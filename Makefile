@@ -44,6 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/snakefmt --no-format-shell --check workflows/Snakefile workflows/rules
 
 test: $(STAMP) gui-deps lint
 	$(BIN)/pytest

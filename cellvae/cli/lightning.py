@@ -9,7 +9,16 @@ is built. The resolved config is saved as ``config.yaml`` in the run's log direc
 ``--ckpt_path`` resumes a run exactly.
 
 The run's folder (``trainer.default_root_dir``) is claimed before any work: one that cannot be
-written, or that another ``cellvae`` process is training into, is one line. Logs go to CSV
+written, or that another ``cellvae`` process is training into, is one line.
+
+``--ckpt_path auto`` resumes from the newest valid checkpoint of the run folder (requeue saves
+and periodic saves, :func:`cellvae.training.requeue.newest_checkpoint`), or starts afresh
+when there is none; a requeued SLURM job (``SLURM_RESTART_COUNT > 0``) does so without being
+asked. A resumed run keeps writing into its ``lightning_logs/version_N``. Inside a SLURM job
+every fit uses one requeue mechanism: ``SLURMEnvironment(auto_requeue=False)`` and the
+:class:`~cellvae.training.requeue.SlurmRequeue` callback (saves and requeues on SIGUSR1 and
+SIGTERM), unless the config names its own; SLURM's task count must equal
+``trainer.devices x trainer.num_nodes`` (one task per device). Logs go to CSV
 (what ``cellvae report`` reads) and TensorBoard when it is installed; off a terminal the bar
 becomes plain progress lines; Lightning's advertisements and its FLOPs count of 0 are left out.
 """
@@ -104,6 +113,81 @@ def _as_list(value) -> list:
     return [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
 
 
+def _in_slurm_job() -> bool:
+    """Whether Lightning sees a SLURM job that manages this process's tasks."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment.detect()
+
+
+def _check_slurm_tasks(config: dict) -> None:
+    """One task per device: SLURM's task count must equal ``devices x num_nodes``.
+
+    Otherwise Lightning would start its own processes inside one task (or several tasks would
+    each train alone), leaving GPUs idle or oversubscribed without a word.
+    """
+    from cellvae.errors import ConfigError
+
+    tasks = os.environ.get("SLURM_NTASKS", "")
+    devices, nodes = config.get("devices", 1), config.get("num_nodes", 1) or 1
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    if not tasks.isdigit() or not isinstance(devices, int) or not isinstance(nodes, int):
+        return
+    if devices * nodes != int(tasks):
+        raise ConfigError(
+            f"trainer.devices x trainer.num_nodes = {devices} x {nodes} but SLURM started "
+            f"{tasks} task(s); run one task per device (srun --ntasks={devices * nodes}, "
+            f"or --trainer.devices={int(tasks) // nodes})"
+        )
+
+
+def _slurm_requeue_setup(config: dict, callbacks: list) -> dict:
+    """Trainer arguments that give a SLURM job cellvae's one requeue mechanism."""
+    from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
+
+    from cellvae.training.requeue import SlurmRequeue
+
+    extra = {}
+    plugins = _as_list(config.get("plugins"))
+    if not any(isinstance(p, ClusterEnvironment) for p in plugins):
+        extra["plugins"] = [*plugins, SLURMEnvironment(auto_requeue=False)]
+    if not any(isinstance(c, SlurmRequeue) for c in callbacks):
+        callbacks.append(SlurmRequeue())
+    return extra
+
+
+def _resume_version(root: str, ckpt: str | None) -> int | None:
+    """The ``version_N`` a run resumed from ``ckpt`` in ``root`` keeps writing into."""
+    from pathlib import Path
+
+    from cellvae.training.callbacks import run_versions
+
+    if not ckpt:
+        return None
+    try:
+        inside = Path(ckpt).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return None  # a checkpoint from elsewhere starts a new version
+    if len(inside.parts) >= 2 and inside.parts[0] == "lightning_logs":
+        name = inside.parts[1]
+        return int(name[8:]) if name[8:].isdigit() else None
+    return max(run_versions(root), default=None)
+
+
+def _requeued() -> bool:
+    """Whether this process belongs to a SLURM job that was requeued (restart count > 0)."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
+
+
+def _checkpoint_step(path: str | None) -> int | None:
+    from pathlib import Path
+
+    from cellvae.training.requeue import checkpoint_step
+
+    return checkpoint_step(Path(path)) if path else None
+
+
 def _cli_class(claims: ExitStack | None = None):
     from lightning.pytorch.cli import LightningCLI
 
@@ -135,9 +219,26 @@ def _cli_class(claims: ExitStack | None = None):
 
             sub = self.config.get("subcommand")
             ckpt = self.config[sub].get("ckpt_path") if sub else None
+            if sub == "fit" and (ckpt == "auto" or (ckpt is None and _requeued())):
+                ckpt = self._newest_checkpoint(sub)
+                self.config[sub]["ckpt_path"] = ckpt
             if ckpt not in (None, "last", "best", "hpc", "registry"):
                 check_checkpoint(ckpt)
             super()._parse_ckpt_path()
+
+        def _newest_checkpoint(self, sub: str) -> str | None:
+            """``--ckpt_path auto``: the newest valid checkpoint of the run folder, or None."""
+            import sys
+
+            from cellvae.training.requeue import newest_checkpoint
+
+            root = self.config[sub].get("trainer", {}).get("default_root_dir") or os.getcwd()
+            found = newest_checkpoint(root)
+            if _launch_rank() == 0:
+                said = f"resuming from {found}" if found else f"no checkpoint in {root}"
+                print(f"cellvae fit: --ckpt_path auto: {said}", file=sys.stderr, flush=True)
+            self._resumed = str(found) if found else None
+            return self._resumed
 
         def instantiate_trainer(self, **kwargs):
             """Claim the run folder, then add cellvae's console (bar, summary, loggers)."""
@@ -150,16 +251,43 @@ def _cli_class(claims: ExitStack | None = None):
             if claims is not None and first:
                 claims.enter_context(claim_folder(root))
             if config.get("logger") in (None, True) and first:
-                kwargs["logger"] = cb.default_loggers(root)
+                resumed = getattr(self, "_resumed", None)
+                version = _resume_version(root, resumed)
+                step = _checkpoint_step(resumed) if version is not None else None
+                kwargs["logger"] = cb.default_loggers(root, version, step)
             extra = []
             if config.get("enable_progress_bar") is not False:
                 extra.append(cb.progress_bar())
             if config.get("enable_model_summary") is not False:
                 extra.append(cb.BriefModelSummary())
-            kwargs["callbacks"] = [*_as_list(config.get("callbacks")), *extra]
+            callbacks = [*_as_list(config.get("callbacks")), *extra]
+            if _in_slurm_job():
+                _check_slurm_tasks(config)
+                kwargs.update(_slurm_requeue_setup(config, callbacks))
+            kwargs["callbacks"] = callbacks
             return super().instantiate_trainer(**kwargs)
 
     return CellvaeCLI
+
+
+def _note_early_signals() -> None:
+    """In a SLURM job, note SIGUSR1/SIGTERM that arrive before training starts (importing
+    torch, building the model, joining the other ranks) instead of dying of them; the
+    requeue callback acts on a noted one at the first step."""
+    import signal
+    import threading
+
+    if (
+        not os.environ.get("SLURM_JOB_ID")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return
+
+    def note(signum, frame) -> None:
+        os.environ.setdefault("CELLVAE_EARLY_SIGNAL", str(signum))
+
+    for signum in (signal.SIGUSR1, signal.SIGTERM):
+        signal.signal(signum, note)
 
 
 def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int:
@@ -172,6 +300,8 @@ def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int
     """
     if use_cache and list(argv) in (["--help"], ["-h"]):
         return _print_help(verb, argv)
+    if verb == "fit":
+        _note_early_signals()
 
     import warnings
 

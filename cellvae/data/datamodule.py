@@ -22,20 +22,43 @@ from cellvae.errors import CellvaeError, ConfigError, check_choice, check_range
 
 
 class EpochLoader(DataLoader):
-    """A DataLoader that tells its :class:`PatchDataset` the epoch before every pass.
+    """A DataLoader that tells its :class:`PatchDataset` the epoch before every pass, and
+    can resume mid-epoch.
 
     Non-persistent workers get a fresh copy of the dataset each epoch; setting the epoch in
-    the parent first makes every epoch draw new (and reproducible) random patches.
+    the parent first makes every epoch draw new (and reproducible) random patches. The loader
+    is *stateful* for Lightning (``state_dict`` / ``load_state_dict``): a checkpoint records
+    the epoch and the batches consumed in it (``progress()``, the trainer's count), and a run
+    resumed from it continues the epoch with the next batch the interrupted run would have
+    drawn, instead of replaying the epoch from its first patch.
     """
 
-    def __init__(self, dataset: PatchDataset, **kwargs: Any) -> None:
+    def __init__(self, dataset: PatchDataset, progress=None, **kwargs: Any) -> None:
         super().__init__(dataset, **kwargs)
         self.passes = 0
+        self.progress = progress  # () -> batches consumed in the current epoch
+        self._start = 0
 
     def __iter__(self):
         self.dataset.set_epoch(self.passes)
+        self.dataset.set_start(self._start)
         self.passes += 1
+        self._start = 0
         return super().__iter__()
+
+    def state_dict(self) -> dict[str, int]:
+        """The epoch of the current pass and the batches of it already consumed."""
+        done = int(self.progress()) if self.progress is not None else 0
+        return {"epoch": max(self.passes - 1, 0), "batches": done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Make the next pass continue where ``state`` left off."""
+        epoch, done = int(state.get("epoch", 0)), int(state.get("batches", 0))
+        try:
+            whole = done >= len(self)
+        except TypeError:  # an endless stream: an epoch never ends
+            whole = False
+        self.passes, self._start = (epoch + 1, 0) if whole else (epoch, done)
 
 
 def split_regions(layout: PatchLayout, val_fraction: float, path: str) -> tuple[Box, Box | None]:
@@ -270,17 +293,31 @@ class CellDataModule(L.LightningDataModule):
                 ds.rank, ds.world_size = trainer.global_rank, trainer.world_size
             ds.num_workers = max(1, self.num_workers)
             ds.batch_size = self.batch_size
+        # equal batch counts on every rank: validation pads with weight-0 tiles (its figures
+        # are weighted), grid training repeats blocks from the start (as DistributedSampler)
+        if self.val_set is not None:
+            self.val_set.pad = "mask"
+        if self.train_set.sampler == "grid":
+            self.train_set.pad = "wrap"
 
     def _on_gpu(self) -> bool:
         trainer = self.trainer
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
-    def _loader(self, dataset: PatchDataset) -> EpochLoader:
+    def _train_progress(self) -> int:
+        """Training batches consumed in the current epoch (0 outside a fit)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    def _loader(self, dataset: PatchDataset, progress=None) -> EpochLoader:
         # Workers persist across epochs (no process start, no store reopening per epoch;
         # each worker's dataset copy counts its own passes, so epochs still draw new
         # patches), and batches land in pinned memory for asynchronous copies to a GPU.
         return EpochLoader(
             dataset,
+            progress=progress,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             multiprocessing_context=self.multiprocessing_context if self.num_workers else None,
@@ -290,7 +327,7 @@ class CellDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> EpochLoader:
         """Random (or grid) training patches, ``(B, C, *patch_size)``."""
-        return self._loader(self.train_set)
+        return self._loader(self.train_set, self._train_progress)
 
     def val_dataloader(self) -> EpochLoader | list:
         """Every validation tile once over all ranks; empty when ``val_fraction == 0``."""

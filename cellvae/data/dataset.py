@@ -5,15 +5,24 @@ the level grid of :class:`~cellvae.data.normalize.Quantizer`, one quantizer per 
 channel built from the stored percentiles.
 
 Sharding. The stream is split over ``S = world_size * num_workers`` shards; shard
-``s = rank * num_workers + worker_id``. Random modes seed each shard with
-``(seed, epoch, s)``, so a seed reproduces the stream and no two shards repeat each other.
-The grid is cut into blocks of ``batch_size`` tiles and block ``b`` goes to shard ``b % S``:
-every tile is read exactly once over all ranks and workers, and every worker yields whole
-batches, so the loader's batch count is exact.
+``s = rank * num_workers + worker_id``. A rank's stream is a sequence of *rank batches*
+``i = 0, 1, ...`` of ``batch_size`` patches; worker ``w`` makes batches ``w, w + W, ...`` (the
+order in which the DataLoader takes them). The grid is cut into blocks of ``batch_size`` tiles
+and block ``b`` goes to shard ``b % S``: every tile is read exactly once over all ranks and
+workers. Random modes seed rank batch ``i`` with ``(seed, epoch, rank, i)``, so a seed
+reproduces the stream, no two ranks repeat each other, and the stream can start anywhere.
 
-Epochs. ``epoch`` is the number of times this object has been iterated, or what
+Equal counts. With ``pad`` set, every rank yields the same number of batches (DDP ranks must
+take part in the same collectives): a rank short of grid blocks gets padding batches, either
+copies of real tiles marked with weight 0 (``pad="mask"``: items are ``{"image", "weight"}``
+dicts; validation weights its figures by them) or blocks from the start of the grid again
+(``pad="wrap"``, as ``DistributedSampler`` pads training data).
+
+Epochs and resuming. ``epoch`` is the number of times this object has been iterated, or what
 :meth:`PatchDataset.set_epoch` says; :class:`~cellvae.data.datamodule.EpochLoader` sets it
 before each pass so non-persistent workers (which get a fresh copy) see the right epoch.
+:meth:`PatchDataset.set_start` makes the next pass begin at rank batch ``k`` (a resumed run
+continues its epoch patch for patch instead of replaying it).
 
 Stores are opened lazily, once per process (keyed by pid): the parent only reads metadata,
 and a forked or spawned worker opens its own Zarr arrays.
@@ -154,7 +163,9 @@ class PatchDataset(IterableDataset):
         self.world_size: int | None = None
         self.num_workers = 1
         self.batch_size = 1
+        self.pad: str | None = None
         self._epoch = 0
+        self._start = 0
         self._opened: tuple[int, list[Volume]] | None = None
 
     # -- opening --------------------------------------------------------------------------
@@ -251,6 +262,10 @@ class PatchDataset(IterableDataset):
         """Use ``epoch`` for the next pass (random modes draw new patches each epoch)."""
         self._epoch = epoch
 
+    def set_start(self, batch: int) -> None:
+        """Begin the next pass at rank batch ``batch`` (the first ``batch`` were consumed)."""
+        self._start = int(batch)
+
     def grid_tiles(self) -> list[tuple[int, int, Origin]]:
         """Every ``(volume, t, origin)`` tile of the grid, in a fixed order."""
         return [
@@ -271,36 +286,94 @@ class PatchDataset(IterableDataset):
         b = self.batch_size
         return math.ceil(self.patches_per_epoch / (n_shards * b)) * b
 
-    def __len__(self) -> int:
-        """Patches this rank yields per epoch (assuming ``num_workers`` workers)."""
+    def _grid_blocks(self) -> list[list[tuple[int, int, Origin]]]:
+        tiles, b = self.grid_tiles(), self.batch_size
+        return [tiles[i : i + b] for i in range(0, len(tiles), b)]
+
+    def _block_of(self, i: int, rank: int, workers: int, n_shards: int) -> int:
+        """The grid block of rank batch ``i`` (shard ``rank * W + i % W``'s ``i // W``-th)."""
+        return (i // workers) * n_shards + rank * workers + i % workers
+
+    def rank_batches(self) -> int | None:
+        """Batches this rank yields per epoch (``None``: an endless random stream)."""
         rank, world = self._rank_world()
         workers = max(1, self.num_workers)
+        n_shards = world * workers
         if self.sampler == "grid":
+            n_blocks = len(self._grid_blocks())
+            if self.pad is not None:
+                return workers * math.ceil(n_blocks / n_shards)
             return sum(
-                len(self.shard_tiles(rank * workers + w, world * workers)) for w in range(workers)
+                1
+                for i in range(workers * math.ceil(n_blocks / n_shards))
+                if self._block_of(i, rank, workers, n_shards) < n_blocks
             )
         if self.patches_per_epoch is None:
-            raise TypeError("an infinite patch stream has no length")
-        return self._per_shard(world * workers) * workers
+            return None
+        return self._per_shard(n_shards) // self.batch_size * workers
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __len__(self) -> int:
+        """Patches this rank yields per epoch (assuming ``num_workers`` workers)."""
+        n = self.rank_batches()
+        if n is None:
+            raise TypeError("an infinite patch stream has no length")
+        if self.sampler != "grid":
+            return n * self.batch_size
+        rank, world = self._rank_world()
+        workers = max(1, self.num_workers)
+        blocks = self._grid_blocks()
+        sizes = []
+        for i in range(n):
+            block = self._block_of(i, rank, workers, world * workers)
+            if block < len(blocks):
+                sizes.append(len(blocks[block]))
+            elif self.pad == "wrap":
+                sizes.append(len(blocks[block % len(blocks)]))
+            else:
+                sizes.append(self.batch_size)
+        return sum(sizes)
+
+    def _my_batches(self) -> Iterator[int]:
+        """Rank batches this worker makes this pass, from the start batch on."""
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        start, self._start = self._start, 0  # only the first pass after set_start skips
+        n = self.rank_batches()
+        i = start + worker
+        while n is None or i < n:
+            yield i
+            i += workers
+
+    def __iter__(self) -> Iterator[Any]:
         epoch = self._epoch
         self._epoch += 1
-        s, n_shards = self.shard()
+        rank, world = self._rank_world()
+        info = get_worker_info()
+        workers = info.num_workers if info is not None else 1
         volumes = self.volumes()
+        batches = self._my_batches()
         if self.sampler == "grid":
-            for v, t, origin in self.shard_tiles(s, n_shards):
-                yield self.quantize(volumes[v], self.read_patch(volumes[v], t, origin))
+            blocks = self._grid_blocks()
+            for i in batches:
+                block = self._block_of(i, rank, workers, world * workers)
+                padding = block >= len(blocks)
+                tiles = blocks[block % len(blocks)] if self.pad == "wrap" else None
+                if tiles is None:
+                    tiles = [blocks[0][0]] * self.batch_size if padding else blocks[block]
+                for v, t, origin in tiles:
+                    patch = self.quantize(volumes[v], self.read_patch(volumes[v], t, origin))
+                    if self.pad == "mask":
+                        yield {"image": patch, "weight": 0.0 if padding else 1.0}
+                    else:
+                        yield patch
             return
-        rng = np.random.default_rng([self.seed, epoch, s])
         weights = np.array([v.weight for v in volumes], dtype=np.float64)
         weights /= weights.sum()
-        count = self._per_shard(n_shards) if self.patches_per_epoch is not None else None
-        produced = 0
-        while count is None or produced < count:
-            volume = volumes[int(rng.choice(len(volumes), p=weights))]
-            yield self.quantize(volume, self._random_patch(rng, volume))
-            produced += 1
+        for i in batches:
+            rng = np.random.default_rng([self.seed, epoch, rank, i])
+            for _ in range(self.batch_size):
+                volume = volumes[int(rng.choice(len(volumes), p=weights))]
+                yield self.quantize(volume, self._random_patch(rng, volume))
 
     def _random_patch(self, rng: np.random.Generator, volume: Volume) -> np.ndarray:
         """A raw patch from a random time point and origin (foreground-weighted if asked)."""

@@ -5,9 +5,13 @@ block by block. The ``.partial`` store records
 
 * ``cellvae_settings.json``: everything that determines the output (written last by the step
   that creates the store, so its presence means the store is complete and ready to fill);
-* ``cellvae_done/<k>``: one empty file per finished block ``k`` (flat raster index), created
-  only after the block's pixels are stored. Files, not one list, so that several processes
-  can mark blocks at once without rewriting each other's records;
+* ``cellvae_done/<k>``: one file per finished block ``k`` (flat raster index), created only
+  after the block's pixels are stored, holding the *content key* it was written under: a hash
+  of the checkpoint's bytes, the input's fingerprint and every option that changes voxels
+  (:func:`cellvae.inference.reconstruct.content_key`). A block counts as done only for a run
+  with the same key, so a retrained model (same checkpoint path, new weights) or a changed
+  image never reuses stale blocks. Files, not one list, so that several processes can mark
+  blocks at once without rewriting each other's records;
 * ``cellvae_parts``: the ``N`` of the last ``--part I/N`` run, to name missing parts.
 
 A split run gives part ``I`` of ``N`` a contiguous run of blocks in raster order, so parts
@@ -101,10 +105,15 @@ def waiting_output_lock(final: str | os.PathLike, timeout: float = 120.0) -> Ite
 
 
 class BlockRecord:
-    """The settings and the finished blocks recorded in a ``.partial`` store ``tmp``."""
+    """The settings and the finished blocks recorded in a ``.partial`` store ``tmp``.
 
-    def __init__(self, tmp: str | os.PathLike) -> None:
+    ``key`` is the content key of the run reading the record: :meth:`done` counts only blocks
+    written under it and :meth:`mark` records it (``None``: any key, for inspection).
+    """
+
+    def __init__(self, tmp: str | os.PathLike, key: str | None = None) -> None:
         self.tmp = Path(tmp)
+        self.key = key
 
     def settings(self) -> dict | None:
         """The recorded settings, or None if the store is missing or was never completed."""
@@ -120,16 +129,36 @@ class BlockRecord:
         part.write_text(json.dumps(settings))
         os.replace(part, self.tmp / SETTINGS_FILE)
 
-    def done(self) -> set[int]:
-        """Flat indices of the blocks recorded as written."""
+    def marks(self) -> dict[int, str]:
+        """Every recorded block and the content key it was written under."""
         folder = self.tmp / DONE_DIR
         if not folder.is_dir():
+            return {}
+        found = {}
+        for p in folder.iterdir():
+            if p.name.isdigit():
+                try:
+                    found[int(p.name)] = p.read_text().strip()
+                except OSError:  # removed meanwhile by a restart
+                    continue
+        return found
+
+    def done(self) -> set[int]:
+        """Flat indices of the blocks written under this record's key (any key if ``None``)."""
+        return {b for b, k in self.marks().items() if self.key is None or k == self.key}
+
+    def stale(self) -> set[int]:
+        """Blocks recorded under another key: written by another model, image or setting."""
+        if self.key is None:
             return set()
-        return {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
+        return {b for b, k in self.marks().items() if k != self.key}
 
     def mark(self, block: int) -> None:
-        """Record ``block`` as written (after its pixels are stored)."""
-        (self.tmp / DONE_DIR / str(block)).touch()
+        """Record ``block`` as written under this record's key (after its pixels are stored)."""
+        folder = self.tmp / DONE_DIR
+        part = folder / f".{block}.{os.getpid()}.tmp"
+        part.write_text(self.key or "")
+        os.replace(part, folder / str(block))
 
     def clear(self) -> None:
         """Forget the record, leaving the pixels (before the store is finalised)."""
@@ -155,9 +184,17 @@ class BlockRecord:
         os.replace(part, self.tmp / PARTS_FILE)
 
 
-def missing_message(final: Path, missing: set[int], n_blocks: int, parts: int | None) -> str:
-    """One line saying how many blocks are missing and which parts to rerun."""
+def missing_message(
+    final: Path, missing: set[int], n_blocks: int, parts: int | None, stale: int = 0
+) -> str:
+    """One line saying how many blocks are missing and which parts to rerun.
+
+    ``stale`` of the missing blocks were written under another content key (another model,
+    image or voxel-changing option).
+    """
     head = f"{final}: {len(missing)} of {n_blocks} blocks are not written"
+    if stale:
+        head += f" ({stale} were written with another checkpoint, image or options)"
     if not parts:
         return f"{head}; rerun without --finalize to complete them"
     todo = sorted({part_of(b, n_blocks, parts) for b in missing})

@@ -17,11 +17,16 @@ A run has three steps (:func:`reconstruct_image` does all three; ``stage`` picks
 3. ``finalize``: check every block is written, build the pyramid, rename to the final name.
 
 Blocks are a few tiles wide (256² in 2D, 128³ in 3D by default), so an interrupted run loses
-little and the progress bar moves. A different checkpoint or setting starts afresh.
+little and the progress bar moves. Finished blocks are reused only by a run with the same
+*content key* (:func:`content_key`: the checkpoint's bytes, the input's fingerprint and every
+option that changes voxels); a block written under another key is written again, loudly.
+A store whose layout (shape, chunks, blocks, outputs) differs is discarded by ``prepare``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import warnings
@@ -61,10 +66,17 @@ STAGES = ("all", "prepare", "part", "finalize")
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that determines the output; a rerun resumes only if these match."""
+    """Everything that determines the output; a rerun resumes only blocks of the same key.
+
+    ``ckpt`` and ``input`` are where they were read (information only); ``ckpt_sha256`` and
+    ``input_digest`` are what they hold, so a model retrained to the same path, or an image
+    re-ingested to the same path, is a different output.
+    """
 
     ckpt: str
     input: str
+    ckpt_sha256: str
+    input_digest: str
     tile: tuple[int, ...]
     overlap: tuple[int, ...]
     margin: tuple[int, ...]
@@ -128,6 +140,63 @@ def _plain(settings: Settings) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
 
 
+#: settings that fix the store's layout: a store is reused only if they match
+STRUCTURE = ("shape", "chunks", "block", "samples", "dtype")
+
+
+def _structure(settings: dict | None) -> dict | None:
+    return None if settings is None else {k: settings.get(k) for k in STRUCTURE}
+
+
+def content_key(settings: Settings | dict) -> str:
+    """A short hash of every setting that changes voxels (all but the two paths).
+
+    Blocks are recorded under it; a run with another key (new weights behind the same
+    checkpoint path, a changed image, another tile, overlap, mode, ...) rewrites them.
+    """
+    plain = _plain(settings) if isinstance(settings, Settings) else dict(settings)
+    voxels = {k: v for k, v in sorted(plain.items()) if k not in ("ckpt", "input")}
+    return hashlib.sha256(json.dumps(voxels, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 2**20) -> str:
+    """SHA-256 of a file's bytes (hex), read in ``chunk``-byte pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while piece := f.read(chunk):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def input_digest(path: str | os.PathLike, level_path: str | None = None) -> str:
+    """A fingerprint of an image store without reading its pixels (hex).
+
+    The metadata files of the store and of its level-0 array (axes, scales, the intensity
+    statistics ``cellvae ingest`` stores), and the name, size and modification time of every
+    chunk file of that array: re-ingesting or editing the image changes it, moving it does
+    not. Only local stores are listed; others contribute their path.
+    """
+    root = Path(path)
+    digest = hashlib.sha256()
+    if not root.is_dir():
+        digest.update(str(path).encode())
+        return digest.hexdigest()[:20]
+    level = root / level_path if level_path else root
+    for folder in dict.fromkeys((root, level)):
+        for name in ("zarr.json", ".zattrs", ".zgroup", ".zarray"):
+            meta = folder / name
+            if meta.is_file():
+                digest.update(f"{folder.relative_to(root)}/{name}:".encode() + meta.read_bytes())
+    if level.is_dir():
+        for dirpath, dirnames, filenames in os.walk(level):
+            dirnames.sort()
+            for name in sorted(filenames):
+                stat = os.stat(os.path.join(dirpath, name))
+                rel = os.path.relpath(os.path.join(dirpath, name), level)
+                digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:20]
+
+
 @dataclass
 class _Plan:
     """What a run needs: model, image, settings, and the output paths."""
@@ -143,7 +212,8 @@ class _Plan:
 
     @property
     def record(self) -> BlockRecord:
-        return BlockRecord(temporary_path(self.outputs[0]))
+        """The store's record, read and written under this run's content key."""
+        return BlockRecord(temporary_path(self.outputs[0]), content_key(self.settings))
 
     @property
     def n_blocks(self) -> int:
@@ -189,6 +259,8 @@ def _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block, devic
     settings = Settings(
         str(Path(ckpt).resolve()),
         str(Path(input).resolve()),
+        file_sha256(ckpt),
+        input_digest(input, image.levels[0] if image.levels else None),
         tuple(tile),
         tuple(overlap),
         margin_for(radius, overlap),
@@ -211,11 +283,15 @@ def _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block, devic
 
 
 def _prepare(plan: _Plan, discard: bool) -> None:
-    """Create the empty outputs, or keep a matching store; a mismatching one is discarded
-    if ``discard`` (caller holds every lock), else refused (a part never destroys work)."""
+    """Create the empty outputs, or keep a store of the same layout (its blocks are reused
+    only under the same content key). A store of another layout is discarded if ``discard``
+    (caller holds every lock), else refused (a part never destroys another part's work)."""
     record = plan.record
     found = record.settings()
-    if found == _plain(plan.settings):
+    wanted = _plain(plan.settings)
+    if found is not None and _structure(found) == _structure(wanted):
+        if found != wanted:
+            record.write_settings(wanted)  # the parts rewrite blocks of another key
         return
     if found is not None and not discard:
         raise CellvaeError(
@@ -233,7 +309,18 @@ def _prepare(plan: _Plan, discard: bool) -> None:
             plan.settings.chunks,
             image.units,
         )
-    record.write_settings(_plain(plan.settings))
+    record.write_settings(wanted)
+
+
+def _warn_stale(record: BlockRecord, who: str, blocks: range | None = None) -> None:
+    """Say loudly that recorded blocks were written under another content key."""
+    stale = record.stale() if blocks is None else record.stale() & set(blocks)
+    if stale:
+        warnings.warn(
+            f"{record.tmp}: {len(stale)} finished block(s) were written with another "
+            f"checkpoint, image or options; {who} writes them again with this one",
+            stacklevel=3,
+        )
 
 
 #: voxels per model call that the default batch size aims at (see :func:`default_batch`)
@@ -285,11 +372,13 @@ def _finalize(plan: _Plan, overwrite: bool, progress: bool) -> None:
     found = record.settings()
     if found is None:
         raise CellvaeError(f"{plan.outputs[0]}: nothing to finalize; run --prepare and the parts")
-    if found != _plain(plan.settings):
+    if _structure(found) != _structure(_plain(plan.settings)):
         raise CellvaeError(f"{record.tmp}: was written with other settings than these")
     missing = set(range(plan.n_blocks)) - record.done()
     if missing:
-        raise CellvaeError(missing_message(plan.outputs[0], missing, plan.n_blocks, record.parts()))
+        stale = len(missing & record.stale())
+        message = missing_message(plan.outputs[0], missing, plan.n_blocks, record.parts(), stale)
+        raise CellvaeError(message)
     with warnings.catch_warnings():  # zarr notes the record's files among the group's members
         warnings.filterwarnings("ignore", "Object at cellvae_", UserWarning)
         for path in reversed(plan.outputs):
@@ -370,10 +459,13 @@ def _run_stage(
             _prepare(plan, discard=False)
             plan.record.write_parts(part[1])
         share = part_blocks(plan.n_blocks, *part)
+        _warn_stale(plan.record, f"part {part[0]}/{part[1]}", share)
         return _fill(plan, share, batch_size, cache_mb, progress)
     stats = TilingStats()
     if stage == "prepare" and plan.record.settings() == _plain(plan.settings):
         return stats  # already prepared: nothing to do, parts may be running
+    if stage == "all":
+        _warn_stale(plan.record, "this run")
     with all_part_locks(out):  # prepare may discard, finalize renames: no part may run
         if stage != "finalize":
             _prepare(plan, discard=True)

@@ -5,9 +5,11 @@ final path, and only a finished output is renamed to ``<name>``. The temporary n
 deterministic so that a rerun can find (and resume or discard) what an interrupted run left.
 
 Two processes writing the same output would fight over that one temporary name, so a writer
-first claims ``<name>.lock`` (created exclusively, holding its pid and host) and checks that
-the output's folder can be written at all, before any work starts. A second writer gets one
-line saying who holds the output; a lock left by a dead process on this host is taken over.
+first claims ``<name>.lock`` (created exclusively, holding its pid and host, and in a SLURM
+job the job id and restart count) and checks that the output's folder can be written at all,
+before any work starts. A second writer gets one line saying who holds the output; a lock left
+by a dead process on this host is taken over, and so is one left by an earlier run of the same
+SLURM job (requeued, possibly onto another node, after its processes were killed).
 
 A command claims all its outputs at once before it starts (:func:`claim_outputs`,
 :func:`claim_folder`); writers called inside that claim (:func:`atomic_output`) reuse it
@@ -97,13 +99,44 @@ def check_writable(final: str | os.PathLike) -> Path:
     return final
 
 
-def _lock_owner(lock: Path) -> tuple[int, str] | None:
-    """(pid, host) recorded in ``lock``, or None if it is unreadable or half-written."""
-    try:
-        pid, host = lock.read_text().split()[:2]
-        return int(pid), host
-    except (OSError, ValueError):
+def _slurm_run() -> tuple[str, int] | None:
+    """``(job id, restart count)`` of the SLURM job this process runs in, or None."""
+    job = os.environ.get("SLURM_JOB_ID", "")
+    if not job:
         return None
+    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return job, int(restart) if restart.isdigit() else 0
+
+
+def _lock_text() -> str:
+    run = _slurm_run()
+    job = f" {run[0]} {run[1]}" if run else ""
+    return f"{os.getpid()} {socket.gethostname()}{job}\n"
+
+
+def _lock_owner(lock: Path) -> tuple[int, str, tuple[str, int] | None] | None:
+    """(pid, host, SLURM (job, restart) or None) recorded in ``lock``; None if unreadable."""
+    try:
+        fields = lock.read_text().split()
+        run = (fields[2], int(fields[3])) if len(fields) >= 4 else None
+        return int(fields[0]), fields[1], run
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _stale(owner: tuple[int, str, tuple[str, int] | None]) -> bool:
+    """Whether the lock's writer is surely gone: a dead pid on this host, or an earlier run of
+    the SLURM job this process belongs to (a lower restart count, or another host: only one
+    process of a job claims an output, and SLURM kills them all before a requeue; the restart
+    count is not always passed on, e.g. through Snakemake)."""
+    pid, host, run = owner
+    here = host == socket.gethostname()
+    if here and not _alive(pid):
+        return True
+    ours = _slurm_run()
+    if run is None or ours is None or run[0] != ours[0]:
+        return False
+    return run[1] < ours[1] or not here
 
 
 def _alive(pid: int) -> bool:
@@ -120,8 +153,10 @@ def _alive(pid: int) -> bool:
 def output_lock(final: str | os.PathLike) -> Iterator[Path]:
     """Hold ``<final>.lock`` while writing ``final``; raise :class:`OutputBusyError` if taken.
 
-    The lock records ``"<pid> <host>"``. A lock whose process is gone (same host only; a
-    lock from another host cannot be checked) is replaced. The lock is removed on exit.
+    The lock records ``"<pid> <host> [<slurm job> <restart>]"``. A lock whose process is gone
+    (same host only; a process on another host cannot be checked) or that an earlier run of
+    this SLURM job left (a requeue kills every process of the job first) is replaced. The lock
+    is removed on exit.
     Inside :func:`claim_outputs` of the same output the claim's lock is reused.
     """
     if _key(final) in _CLAIMED.get():
@@ -129,14 +164,13 @@ def output_lock(final: str | os.PathLike) -> Iterator[Path]:
         return
     final = check_writable(final)
     lock = lock_path(final)
-    host = socket.gethostname()
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             owner = _lock_owner(lock)
-            if owner is not None and owner[1] == host and not _alive(owner[0]):
-                lock.unlink(missing_ok=True)  # stale: its writer died
+            if owner is not None and _stale(owner):
+                lock.unlink(missing_ok=True)  # its writer died, or was this job's last run
                 continue
             who = f"pid {owner[0]} on {owner[1]}" if owner else "another process"
             raise OutputBusyError(
@@ -144,7 +178,7 @@ def output_lock(final: str | os.PathLike) -> Iterator[Path]:
                 f"or delete {lock} if that process is gone"
             ) from None
         with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()} {host}\n")
+            f.write(_lock_text())
         break
     else:  # pragma: no cover - only if a stale lock is re-created between two tries
         raise OutputBusyError(f"{final}: could not claim {lock}; retry")

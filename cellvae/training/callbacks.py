@@ -163,17 +163,65 @@ def quiet_lightning_tips() -> None:
             logger.addFilter(_NoTips())
 
 
-def default_loggers(root: str | Path) -> list:
+def _resumed_csv_logger(root: str | Path, version: int, resume_step: int):
+    """A ``CSVLogger`` that continues ``metrics.csv`` of ``version_N`` instead of deleting it,
+    dropping the rows logged after ``resume_step`` (steps the resumed run does again)."""
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    class ContinuedWriter(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:
+            path = Path(self.metrics_file_path)
+            if not path.is_file():
+                return
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                keys, rows = list(reader.fieldnames or []), list(reader)
+            kept = [r for r in rows if not r.get("step") or int(float(r["step"])) < resume_step]
+            with path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(kept)
+            self.metrics_keys = keys
+
+    class ContinuedCSVLogger(CSVLogger):
+        @property
+        def experiment(self):
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = ContinuedWriter(log_dir=self.log_dir)
+            return self._experiment
+
+    return ContinuedCSVLogger(save_dir=root, version=version)
+
+
+def run_versions(root: str | Path) -> list[int]:
+    """The ``N`` of every ``ROOT/lightning_logs/version_N`` folder, ascending."""
+    logs = Path(root) / "lightning_logs"
+    return sorted(int(p.name[8:]) for p in logs.glob("version_*") if p.name[8:].isdigit())
+
+
+def default_loggers(
+    root: str | Path, version: int | None = None, resume_step: int | None = None
+) -> list:
     """CSV always (the report reads ``metrics.csv``), plus TensorBoard when it is installed;
-    both in ``ROOT/lightning_logs/version_N`` with the same N, without Lightning's notice."""
+    both in ``ROOT/lightning_logs/version_N`` with the same N, without Lightning's notice.
+
+    ``N`` is the next free number, or ``version`` when a run resumes (a requeued job keeps
+    one folder: its logs continue and ``ModelCheckpoint`` keeps tracking its best files);
+    ``resume_step`` then drops the CSV rows of steps done after the checkpoint.
+    """
     import importlib.util
 
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    logs = Path(root) / "lightning_logs"
-    taken = [int(p.name[8:]) for p in logs.glob("version_*") if p.name[8:].isdigit()]
-    version = max(taken, default=-1) + 1
-    loggers = [CSVLogger(save_dir=root, version=version)]
+    if version is None:
+        version = max(run_versions(root), default=-1) + 1
+        loggers = [CSVLogger(save_dir=root, version=version)]
+    else:
+        loggers = [_resumed_csv_logger(root, version, resume_step or 0)]
     if any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
         loggers.append(TensorBoardLogger(save_dir=root, version=version))
     return loggers

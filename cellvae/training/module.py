@@ -143,6 +143,14 @@ def _images(batch: Any) -> Tensor:
     return batch[0]
 
 
+def _real(batch: Any, x: Tensor) -> Tensor:
+    """Which images of a batch are real, ``(B,)`` bool: a dict batch's ``weight > 0`` marks
+    them (validation pads ranks to equal batch counts with weight-0 tiles); else all are."""
+    if isinstance(batch, Mapping) and "weight" in batch:
+        return torch.as_tensor(batch["weight"], device=x.device) > 0
+    return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+
+
 class VAEModule(L.LightningModule):
     """Train a cellvae VAE by maximising the (β-weighted) ELBO.
 
@@ -414,17 +422,23 @@ class VAEModule(L.LightningModule):
         self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False)
 
     # ---------------------------------------------------------------- validation
+    # Validation figures are weighted sums over real images, reduced across ranks once per
+    # epoch (one all-reduce of every sum and count, on the module's device), so a rank with
+    # fewer tiles weighs less and one with only padding (weight 0) weighs nothing; every rank
+    # runs the same batches (the datamodule pads them), so every rank calls every reduce.
     def on_validation_epoch_start(self) -> None:
         self._moments: list[list] | None = None  # per group: [Σ μ, Σ μ², items]
         self._grid_batch: Tensor | None = None
+        self._sums: dict[str, Tensor] = {}  # metric -> Σ batch mean × real images
+        self._counts: dict[str, Tensor] = {}  # metric -> real images
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """ELBO terms, IWAE on the first batches, posterior-mean moments for active units."""
-        self._evaluate(_images(batch), batch_idx, "val")
+        self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         """As validation, logged under ``test/``."""
-        self._evaluate(_images(batch), batch_idx, "test")
+        self._evaluate(batch, batch_idx, "test")
 
     def on_test_epoch_start(self) -> None:
         self.on_validation_epoch_start()
@@ -435,29 +449,70 @@ class VAEModule(L.LightningModule):
             return x.contiguous(memory_format=_channels_last(x.ndim - 2))
         return x
 
-    def _evaluate(self, x: Tensor, batch_idx: int, stage: str) -> None:
+    def _add(self, values: Mapping[str, Tensor], n: int) -> None:
+        """Add batch means ``values`` of ``n`` real images to the epoch's weighted sums."""
+        for key, value in values.items():
+            weighted = value.detach().float() * n
+            self._sums[key] = self._sums.get(key, 0) + weighted
+            self._counts[key] = self._counts.get(key, 0) + torch.tensor(
+                float(n), device=self.device
+            )
+
+    def _evaluate(self, batch: Any, batch_idx: int, stage: str) -> None:
+        x = self._input(_images(batch))
+        real = _real(batch, x)
+        n = int(real.sum())
+        if 0 < n < x.shape[0]:
+            x = x[real]
+        # an all-padding batch is still run (weight 0): every rank gets the same figures
+        figures, posteriors = self._batch_figures(x, batch_idx, stage)
+        self._add(figures, n)
+        if posteriors is not None:
+            self._accumulate_means(posteriors, keep=n > 0)
+        if batch_idx == 0 and n > 0:
+            self._grid_batch = x[: self.hparams.grid_images]
+
+    def _batch_figures(self, x: Tensor, batch_idx: int, stage: str):
+        """Batch means of the figures of ``x`` (ELBO terms, KL per group, IWAE on the first
+        batches) and the posteriors whose means count active units."""
         hp = self.hparams
-        x = self._input(x)
         vae = self.eval_model
         terms = elbo_terms(vae, x, beta=1.0)
         logs = {f"{stage}/{k}": v for k, v in terms.per_dim(vae.likelihood).items()}
         for name, kl in zip(vae.group_names, terms.kl_groups):
             logs[f"{stage}/kl_nats/{name}"] = kl.mean()
-        self.log_dict(logs, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
-        self._accumulate_means(terms.output.posteriors)
         if hp.iwae_samples > 0 and (hp.iwae_batches is None or batch_idx < hp.iwae_batches):
             log_w = importance_log_weights(vae, x, hp.iwae_samples)
             if log_w is not None:
                 nll = -iwae_bound(log_w).mean() / terms.dims
                 bpd = bits_per_dim(nll, bool(vae.likelihood.discrete), vae.likelihood.bin_width)
-                self.log(f"{stage}/iwae_bits_per_dim", bpd, on_epoch=True, sync_dist=True)
-        if batch_idx == 0:
-            self._grid_batch = x[: hp.grid_images]
+                logs[f"{stage}/iwae_bits_per_dim"] = bpd
+        return logs, terms.output.posteriors
 
-    def _accumulate_means(self, posteriors) -> None:
+    def _log_means(self) -> None:
+        """Log every validation figure as its mean over all real images of all ranks."""
+        if not self._sums:
+            return
+        keys = sorted(self._sums)
+        stacked = torch.stack(
+            [torch.as_tensor(self._sums[k], device=self.device) for k in keys]
+            + [torch.as_tensor(self._counts[k], device=self.device) for k in keys]
+        )
+        total = self.trainer.strategy.reduce(stacked, reduce_op="sum")
+        sums, counts = total[: len(keys)], total[len(keys) :]
+        for key, s, c in zip(keys, sums, counts):
+            mean = s / c if c > 0 else torch.full_like(s, float("nan"))
+            # identical on every rank already: sync_dist only keeps Lightning's bookkeeping even
+            self.log(key, mean, on_epoch=True, sync_dist=True)
+
+    def _accumulate_means(self, posteriors, keep: bool = True) -> None:
+        """Add the posterior means' moments (``keep=False``: a padding batch adds zeros, so
+        every rank still holds moments of the same shapes for the reduce)."""
         moments = [unit_moments(p.mean) for p in posteriors]
         if self._moments is None:
             self._moments = [[torch.zeros_like(s), torch.zeros_like(s), 0] for s, _, _ in moments]
+        if not keep:
+            return
         for acc, (s, sq, n) in zip(self._moments, moments):
             acc[0] += s
             acc[1] += sq
@@ -472,7 +527,9 @@ class VAEModule(L.LightningModule):
         for name, (s, sq, n) in zip(self.eval_model.group_names, self._moments):
             s = strategy.reduce(s, reduce_op="sum")
             sq = strategy.reduce(sq, reduce_op="sum")
-            count = float(strategy.reduce(torch.tensor(float(n)), reduce_op="sum"))
+            # on the module's device: NCCL reduces GPU tensors only
+            n = torch.tensor(float(n), device=self.device)
+            count = float(strategy.reduce(n, reduce_op="sum"))
             activity = activity_from_moments(s, sq, max(int(count), 1))
             active = int((activity > self.hparams.active_threshold).sum())
             total_active += active
@@ -492,6 +549,7 @@ class VAEModule(L.LightningModule):
         )
 
     def on_validation_epoch_end(self) -> None:
+        self._log_means()
         self._warn_on_collapse(self._log_active_units("val"))
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
@@ -499,6 +557,7 @@ class VAEModule(L.LightningModule):
             log_image_grid(self.trainer, self._image_grid(self._grid_batch))
 
     def on_test_epoch_end(self) -> None:
+        self._log_means()
         self._warn_on_collapse(self._log_active_units("test"))
 
     @torch.no_grad()

@@ -40,9 +40,10 @@ def test_train_and_val_patches_never_overlap(volume_3d):
     dm.setup("fit")
     assert dm.train_regions == [((0, 16), (0, 40), (0, 40))]
     assert dm.val_regions == [((0, 16), (0, 40), (48, 64))]
-    val_batches = list(dm.val_dataloader())
-    n_val = sum(b.shape[0] for b in val_batches)
+    val_batches = list(dm.val_dataloader())  # weighted: padding tiles (none here) weigh 0
+    n_val = sum(int(b["weight"].sum()) for b in val_batches)
     assert n_val == 16 * 5 * 2 and len(val_batches) == len(dm.val_dataloader())
+    assert all(b["image"].shape[0] == b["weight"].shape[0] for b in val_batches)
     train = next(iter(dm.train_dataloader()))
     assert train.shape == (4, 1, 8, 8) and train.dtype == torch.float32
     assert train.min() >= -1 and train.max() <= 1

@@ -1,6 +1,8 @@
 """Reconstruction split into parts: same output as one run, parts rerun alone, safe starts."""
 
+import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,12 +109,67 @@ def test_parts_started_together_share_one_prepared_output(tmp_path, files, whole
     np.testing.assert_array_equal(open_image(out).array[...], whole)
 
 
-def test_a_part_never_discards_a_store_prepared_with_other_settings(tmp_path, files):
+def test_a_part_never_discards_a_store_of_another_layout(tmp_path, files):
     out = tmp_path / "split.zarr"
     rec.reconstruct_image(*files, out, stage="part", part=(1, 2), **KW)
     with pytest.raises(CellvaeError, match="other settings"):
-        rec.reconstruct_image(*files, out, stage="part", part=(2, 2), **(KW | {"overlap": 2}))
+        rec.reconstruct_image(*files, out, stage="part", part=(2, 2), **(KW | {"block": 16}))
     assert BlockRecord(rec.temporary_path(out)).done() == set(part_blocks(12, 1, 2))
+
+
+def _retrain(ckpt: Path) -> None:
+    """New weights behind the same checkpoint path, as a workflow's rerun of `fit` leaves."""
+    import torch
+
+    saved = torch.load(ckpt, weights_only=True)
+    for value in saved["state_dict"].values():
+        if value.is_floating_point():
+            value += 0.05 * torch.randn(value.shape, generator=torch.Generator().manual_seed(1))
+    torch.save(saved, ckpt)
+
+
+def test_a_part_rewrites_blocks_of_another_model_at_the_same_path_loudly(tmp_path, files):
+    ckpt, image = files
+    out = tmp_path / "split.zarr"
+    for i in (1, 3):  # an interrupted split run with the old model
+        rec.reconstruct_image(ckpt, image, out, stage="part", part=(i, 3), **KW)
+    _retrain(ckpt)
+    whole = tmp_path / "whole.zarr"
+    rec.reconstruct_image(ckpt, image, whole, **KW)
+    with pytest.raises(CellvaeError, match=r"12 of 12 blocks .*8 were written with another"):
+        rec.reconstruct_image(ckpt, image, out, stage="finalize", **KW)
+    with pytest.warns(UserWarning, match="4 finished block.*another checkpoint"):
+        stats = rec.reconstruct_image(ckpt, image, out, stage="part", part=(1, 3), **KW)
+    assert (stats.blocks_written, stats.blocks_skipped) == (4, 0)
+    for i in (2, 3):
+        rec.reconstruct_image(ckpt, image, out, stage="part", part=(i, 3), **KW)
+    rec.reconstruct_image(ckpt, image, out, stage="finalize", **KW)
+    np.testing.assert_array_equal(open_image(out).array[...], open_image(whole).array[...])
+
+
+def test_a_changed_image_at_the_same_path_is_reconstructed_again(tmp_path, files):
+    ckpt, image = files
+    out = tmp_path / "split.zarr"
+    rec.reconstruct_image(ckpt, image, out, stage="part", part=(1, 2), **KW)
+    data = open_image(image).array[...]
+    shutil.rmtree(image)
+    write_test_image(image, (255 - data).astype(np.uint8), "yx")  # re-ingested, new content
+    whole = tmp_path / "whole.zarr"
+    rec.reconstruct_image(ckpt, image, whole, **KW)
+    with pytest.warns(UserWarning, match="6 finished block"):
+        rec.reconstruct_image(ckpt, image, out, stage="part", part=(1, 2), **KW)
+    rec.reconstruct_image(ckpt, image, out, stage="part", part=(2, 2), **KW)
+    rec.reconstruct_image(ckpt, image, out, stage="finalize", **KW)
+    np.testing.assert_array_equal(open_image(out).array[...], open_image(whole).array[...])
+
+
+def test_content_key_ignores_paths_but_not_weights_or_options(files):
+    ckpt, _ = files
+    base = dict(ckpt="/a", input="/b", ckpt_sha256="1", input_digest="2", tile=[16, 16])
+    assert rec.content_key(base) == rec.content_key(base | {"ckpt": "/c", "input": "/d"})
+    for change in ({"ckpt_sha256": "3"}, {"input_digest": "4"}, {"tile": [32, 32]}):
+        assert rec.content_key(base) != rec.content_key(base | change)
+    assert rec.file_sha256(ckpt) == hashlib.sha256(ckpt.read_bytes()).hexdigest()
 
 
 _HANGING_PART = """

@@ -81,3 +81,43 @@ def test_missing_parent_folder_is_named(tmp_path):
 def test_writability_probe_leaves_nothing_behind(tmp_path):
     check_writable(tmp_path / "out.zarr")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lock_of_an_earlier_run_of_this_slurm_job_on_another_node_is_taken_over(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "out.txt"
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    lock_path(out).write_text("1 node-before-requeue 4242 0\n")  # rank 0 killed by the requeue
+    with output_lock(out) as lock:
+        assert lock.read_text().split() == [str(os.getpid()), socket.gethostname(), "4242", "1"]
+    assert not lock_path(out).exists()
+
+
+@pytest.mark.parametrize(
+    "held",
+    ["1 other-node 4243 0", "1 other-node", f"{os.getpid()} {socket.gethostname()} 4242 1"],
+    ids=["another job", "no job recorded", "a live process of this run here"],
+)
+def test_lock_of_another_slurm_job_or_this_run_on_another_node_is_respected(
+    tmp_path, monkeypatch, held
+):
+    out = tmp_path / "out.txt"
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    lock_path(out).write_text(held + "\n")
+    with pytest.raises(OutputBusyError, match="is being written by pid"), output_lock(out):
+        pass
+    assert lock_path(out).read_text() == held + "\n"
+
+
+def test_lock_of_this_slurm_job_on_another_node_is_taken_over_without_a_restart_count(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "out.txt"
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)  # Snakemake does not pass it on
+    lock_path(out).write_text("1 node-before-requeue 4242 0\n")
+    with output_lock(out):
+        pass

@@ -133,6 +133,14 @@ def _slurm_env(cellvae_env: dict[str, str], job_id: str, bin_dir: Path) -> dict[
     return env
 
 
+def _logged_steps(metrics: Path) -> list[int]:
+    """The training steps of ``metrics.csv`` rows (validation rows have no train/loss)."""
+    import csv
+
+    with metrics.open(newline="") as f:
+        return [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")]
+
+
 def _step(path: Path) -> tuple[int, set[float]]:
     """Global step of a checkpoint and the step counts in its Adam state."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -176,10 +184,51 @@ def test_sigusr1_saves_requeues_and_resumes_at_the_same_step(cellvae_env, tiny_z
     stopped = requeued / "lightning_logs/version_0/checkpoints/last.ckpt"
     assert _step(stopped)[0] == saved  # stopped at the save: no steps done twice
 
-    # the requeued job: same job id, same command; Lightning picks up hpc_ckpt_1.ckpt itself
+    # the requeued job: same job id, same command, restart 1; it resumes from hpc_ckpt_1.ckpt
+    env["SLURM_RESTART_COUNT"] = "1"
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Restored all states from the checkpoint" in second.stdout + second.stderr
-    assert "hpc_ckpt_1.ckpt" in second.stdout + second.stderr
-    (last,) = requeued.glob("lightning_logs/version_1/checkpoints/last.ckpt")
-    assert _step(last) == (steps, {float(steps)})  # as if never interrupted
+    assert f"resuming from {requeued / 'hpc_ckpt_1.ckpt'}" in second.stderr
+    # one run folder per job: the logs continue in version_0, no version_1
+    assert [p.name for p in (requeued / "lightning_logs").iterdir()] == ["version_0"]
+    assert _step(stopped) == (steps, {float(steps)})  # as if never interrupted
+    steps_logged = _logged_steps(requeued / "lightning_logs/version_0/metrics.csv")
+    assert steps_logged == sorted(set(steps_logged)) and max(steps_logged) == steps - 1
+
+
+def test_batch_shell_passes_its_signal_to_the_training_tasks(tmp_path):
+    """`--signal=B:USR1@90` signals only the batch shell: it must reach srun (which forwards
+    it to every task), and the script must end with srun's status, not die with the signal."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    got = tmp_path / "srun_got"
+    fake = bin_dir / "srun"  # stands in for srun: records the signal, then exits 0 like a task
+    fake.write_text(
+        "#!/bin/bash\n"
+        f"trap 'echo USR1 >> {got}; exit 0' USR1\n"
+        f"echo started > {tmp_path}/srun_started\n"
+        "while true; do sleep 0.1; done\n"
+    )
+    fake.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "SLURM_JOB_ID": "7",
+        "SLURM_NNODES": "1",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_JOB_NAME": "cellvae-fit",
+        "CELLVAE_RUN_DIR": str(tmp_path / "run"),
+    }
+    script = subprocess.Popen(
+        ["bash", str(SBATCH), "model.yaml"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "srun_started").exists():
+        assert time.monotonic() < deadline and script.poll() is None, "srun did not start"
+        time.sleep(0.05)
+    script.send_signal(signal.SIGUSR1)  # what --signal=B:USR1@90 delivers
+    out = script.communicate(timeout=30)[0]
+    assert got.read_text().split() == ["USR1"]
+    assert script.returncode == 0, out
+    assert "batch shell got SIGUSR1" in out

@@ -5,12 +5,14 @@ step, and the workflow run through the SLURM profile (snakemake-executor-plugin-
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from cellvae.training.requeue import hpc_checkpoints as rq_hpc
 from tests.workflows.conftest import REPO, TINY_FIT, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -38,11 +40,11 @@ def slurm_env(cellvae_env, slurm_cluster) -> dict[str, str]:
     return {**cellvae_env, "SLURM_CONF": slurm_cluster["SLURM_CONF"]}
 
 
-def test_train_ddp_sbatch_two_tasks_requeues_and_resumes(slurm_env, tiny_image, tmp_path):
+def test_train_ddp_sbatch_survives_batch_usr1_and_an_admin_requeue(slurm_env, tiny_image, tmp_path):
     from cellvae.io.ingest import ingest
 
     zarr = ingest(tiny_image[0], tmp_path / "tiny.ome.zarr", axes="yx", progress=False)
-    steps = 40
+    steps = 120
     run = tmp_path / "run"
     fit = {**TINY_FIT, "trainer.max_steps": steps, "trainer.val_check_interval": 5}
     env = {**slurm_env, "CELLVAE_RUN_DIR": str(run)}
@@ -63,21 +65,64 @@ def test_train_ddp_sbatch_two_tasks_requeues_and_resumes(slurm_env, tiny_image, 
     )
     log = tmp_path / f"fit-{job}.out"
     state = lambda: _slurm(env, "squeue", "-h", "-j", job, "-o", "%T")  # noqa: E731
-    try:
-        _wait("a validation checkpoint", lambda: list(run.glob("lightning_logs/*/checkpoints/*")))
-        _slurm(env, "scancel", "--signal=USR1", job)  # what --signal=SIGUSR1@90 sends
+
+    def restart_when_requeued():
         _wait("the requeue", lambda: state() in ("PENDING", "REQUEUED", "REQUEUE_HOLD"))
         # a requeued job waits ~2 min before it may start again; let it start now
         _slurm(env, "scontrol", "update", f"JobId={job}", "StartTime=now")
+
+    try:
+        _wait("a validation checkpoint", lambda: list(run.glob("lightning_logs/*/checkpoints/*")))
+        # a site's `--signal=B:USR1@90` reaches only the batch shell, which passes it on
+        _slurm(env, "scancel", "--batch", "--signal=USR1", job)
+        restart_when_requeued()
+        _wait("the resumed run", lambda: "restart 1" in log.read_text() and _saves(log) == 1)
+        first = _global_step(run / "hpc_ckpt_1.ckpt")
+        # training again (a periodic save past the resume point), then an admin's requeue
+        # (or a preemption): SIGTERM to every task
+        _wait("training after the resume", lambda: _newest_periodic_step(run) > first)
+        _slurm(env, "scontrol", "requeue", job)
+        restart_when_requeued()
         _wait("the resumed job to finish", lambda: state() in ("", "COMPLETED"), timeout=400)
     finally:
         subprocess.run(["scancel", job], env=env, timeout=60)
     text = log.read_text()
-    assert "restart 1" in text and "2 task(s)" in text, text[-3000:]
-    assert "Restored all states from the checkpoint" in text and "hpc_ckpt_1.ckpt" in text
-    assert 5 <= _global_step(run / "hpc_ckpt_1.ckpt") < steps
-    (last,) = run.glob("lightning_logs/version_1/checkpoints/last.ckpt")
-    assert _global_step(last) == steps
+    assert "restart 2" in text and "2 task(s)" in text, text[-3000:]
+    assert "batch shell got SIGUSR1" in text
+    events = [line for line in text.splitlines() if line.startswith("cellvae requeue:")]
+    # USR1 reached both ranks (srun forwards it); both saved at the same step, one requeued
+    usr1 = [e for e in events if "SIGUSR1 received" in e]
+    assert {e.split(":")[1].strip() for e in usr1} == {"rank 0", "rank 1"}, events
+    first_step = int(usr1[0].split("saving at step ")[1].split()[0])
+    assert all(f"saving at step {first_step} " in e for e in usr1), events
+    requeued = [e for e in events if "requeued SLURM job" in e]
+    assert requeued and all(e.startswith("cellvae requeue: rank 0:") for e in requeued), events
+    assert not [e for e in events if e.startswith("cellvae requeue: rank 1:") and "scontrol" in e]
+    # the admin requeue's SIGTERM: saved again before the kill, at a later step
+    term = [e for e in events if "SIGTERM received" in e]
+    assert term, events
+    second_step = int(term[0].split("saving at step ")[1].split()[0])
+    assert first_step < second_step < steps
+    resumes = [line for line in text.splitlines() if "--ckpt_path auto: resuming from" in line]
+    assert [r.rsplit("/", 1)[1] for r in resumes] == ["hpc_ckpt_1.ckpt", "hpc_ckpt_2.ckpt"]
+    assert _global_step(run / "hpc_ckpt_1.ckpt") == first_step
+    assert _global_step(run / "hpc_ckpt_2.ckpt") == second_step
+    (last,) = run.glob("lightning_logs/*/checkpoints/last.ckpt")  # one run folder
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    adam = {float(v["step"]) for v in ckpt["optimizer_states"][0]["state"].values()}
+    assert ckpt["global_step"] == steps and adam == {float(steps)}
+
+
+def _newest_periodic_step(run: Path) -> int:
+    """The highest step in the names of the run's periodic checkpoints (``...step=N.ckpt``)."""
+    steps = [
+        int(p.stem.split("step=")[1]) for p in run.glob("lightning_logs/*/checkpoints/*step=*")
+    ]
+    return max(steps, default=-1)
+
+
+def _saves(log: Path) -> int:
+    return log.read_text().count("--ckpt_path auto: resuming from")
 
 
 def test_workflow_runs_through_the_slurm_profile(slurm_env, tiny_image, tmp_path):
@@ -90,6 +135,7 @@ def test_workflow_runs_through_the_slurm_profile(slurm_env, tiny_image, tmp_path
         "--configfile",
         str(config),
         "--slurm-no-account",
+        "--slurm-status-command=squeue",  # the local cluster has no accounting database
         "--slurm-init-seconds-before-status-checks=2",
         f"--slurm-logdir={tmp_path}/slurm_logs",
         "--slurm-keep-successful-logs",
@@ -107,3 +153,79 @@ def test_workflow_runs_through_the_slurm_profile(slurm_env, tiny_image, tmp_path
     assert {f"rule_{r}" for r in (*rules, "blur", "sample", "report")} <= folders, folders
     parts = [p.stem for p in (logdir / "rule_reconstruct_part").rglob("*.log")]
     assert len(parts) == 2 and len({p.split("_")[0] for p in parts}) == 1, parts  # one array
+
+
+def test_workflow_fit_with_a_one_minute_limit_finishes_at_max_steps_after_requeues(
+    slurm_env, tiny_image, tmp_path
+):
+    """The workflow's fit under a 1-minute limit: SIGUSR1 20 s before it, save, requeue,
+    resume, until max_steps; the optimiser has made exactly max_steps updates."""
+    import yaml
+
+    steps = 600
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "c.yaml", out, tiny_image)
+    settings = yaml.safe_load(config.read_text())
+    settings["presets"]["small"]["overrides"].update(
+        {"trainer.max_steps": steps, "trainer.val_check_interval": 200, "data.batch_size": 16}
+    )
+    settings["resources"]["fit"] = {"threads": 1, "mem_mb": 1500, "runtime": 1}
+    settings["fit"] = {"signal_seconds": 20}
+    config.write_text(yaml.safe_dump(settings))
+    train = out / "tiny" / "small" / "train"
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "workflows" / "Snakefile"),
+        "--profile",
+        "workflows/profiles/slurm",
+        "--configfile",
+        str(config),
+        "--slurm-no-account",
+        "--slurm-status-command=squeue",
+        "--slurm-init-seconds-before-status-checks=2",
+        f"--slurm-logdir={tmp_path}/slurm_logs",
+        str(train),
+    ]
+    started = time.monotonic()
+    output = tmp_path / "snakemake.out"
+    with output.open("w") as sink:  # a file, not a pipe: a full pipe would stall Snakemake
+        workflow = subprocess.Popen(
+            command, cwd=REPO, env=slurm_env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        while workflow.poll() is None:  # let requeued jobs start at once, not after ~2 min
+            assert time.monotonic() - started < 900, "workflow timed out"
+            pending = _slurm(slurm_env, "squeue", "-h", "-t", "PD", "-o", "%i %r").splitlines()
+            for line in pending:
+                job, reason = line.split(maxsplit=1)
+                if "BeginTime" in reason:
+                    _slurm(slurm_env, "scontrol", "update", f"JobId={job}", "StartTime=now")
+            time.sleep(1)
+    finally:
+        if workflow.poll() is None:
+            workflow.kill()
+    text = output.read_text()
+    fit_log = train / "fit.log"  # every run of the job (the rule's log has only the last)
+    if not fit_log.exists():
+        fit_log = out / "tiny" / "small" / "train.work" / "fit.log"
+    log = fit_log.read_text() if fit_log.exists() else "(no fit log)"
+    assert workflow.returncode == 0, text[-3000:] + "\n--- fit log ---\n" + log[-3000:]
+    requeues = log.count("rank 0: requeued SLURM job")
+    print(
+        f"fit: {steps} steps under a 1-minute limit, {requeues} requeue(s), "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    assert requeues >= 1, log[-3000:]
+    assert "SLURM auto-requeueing enabled" not in log  # Lightning's own is off: one mechanism
+    assert log.count("--ckpt_path auto: resuming from") == requeues
+    ckpt = torch.load(
+        train / "lightning_logs/version_0/checkpoints/last.ckpt",
+        map_location="cpu",
+        weights_only=False,
+    )
+    adam = {float(v["step"]) for v in ckpt["optimizer_states"][0]["state"].values()}
+    assert ckpt["global_step"] == steps and adam == {float(steps)}
+    assert len(rq_hpc(train)) <= 2  # the newest two requeue saves are kept

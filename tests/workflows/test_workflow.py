@@ -4,6 +4,7 @@ and a real tiny run of the whole chain with its HTML report."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+import yaml
 
 from tests.workflows.conftest import REPO, snakemake, write_config
 
@@ -55,14 +57,93 @@ def test_dry_run_splits_reconstruction_into_parts(cellvae_env, tiny_image, tmp_p
     assert "--prepare" in done.stdout and "--finalize" in done.stdout
 
 
-def test_invalid_config_is_refused_naming_the_field(cellvae_env, tiny_image, tmp_path):
+def _refusal(done) -> str:
+    """The error Snakemake printed for a refused config (its lines after the header)."""
+    assert done.returncode != 0
+    text = done.stdout + done.stderr
+    return text[text.index("WorkflowError") :]
+
+
+def test_invalid_config_is_refused_naming_the_one_field(cellvae_env, tiny_image, tmp_path):
     config = write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image)
     text = config.read_text().replace("parts: 1", "parts: 0")
     config.write_text(text)
+    message = _refusal(snakemake(cellvae_env, "-n", "--configfile", str(config)))
+    assert "config: reconstruct.parts: 0 is less than the minimum of 1" in message, message
+    assert len(message.splitlines()) < 6 and "$schema" not in message  # not the whole schema
+
+
+def _edited(path, edit):
+    config = yaml.safe_load(path.read_text())
+    edit(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda c: c["presets"]["small"]["overrides"].update({"trainer.max_stepz": 3}),
+            "presets.small.overrides.trainer.max_stepz: trainer has no option 'max_stepz'; "
+            "did you mean trainer.max_steps?",
+        ),
+        (
+            lambda c: c["presets"]["small"]["overrides"].update({"model.widthz": [4]}),
+            "model has no option 'widthz'; did you mean model.widths?",
+        ),
+        (
+            lambda c: c["images"]["tiny"].update({"presets": ["big"]}),
+            "config: images.tiny.presets: no preset 'big'; defined: small",
+        ),
+        (
+            lambda c: c["images"]["tiny"].update({"voxelsize": [1, 1]}),
+            "config: images.tiny: unknown key(s) 'voxelsize'",
+        ),
+    ],
+    ids=["trainer key", "model key", "image preset", "image key"],
+)
+def test_unknown_keys_fail_the_dry_run_in_one_line(
+    cellvae_env, tiny_image, tmp_path, edit, expected
+):
+    config = _edited(write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image), edit)
+    message = _refusal(snakemake(cellvae_env, "-n", "--configfile", str(config)))
+    assert expected in message, message
+    assert len(message.splitlines()) < 6, message
+
+
+def test_missing_labels_file_fails_the_dry_run(cellvae_env, tiny_image, tmp_path):
+    missing = tmp_path / "no_labels.tif"
+    config = _edited(
+        write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image),
+        lambda c: c["images"]["tiny"].update({"labels": str(missing)}),
+    )
     done = snakemake(cellvae_env, "-n", "--configfile", str(config))
-    assert done.returncode != 0
-    message = done.stdout + done.stderr
-    assert "['reconstruct']['parts']" in message and "minimum" in message, message
+    assert done.returncode != 0 and str(missing) in done.stdout + done.stderr
+
+
+def test_mixed_2d_and_3d_images_each_run_their_own_presets(cellvae_env, tiny_image, tmp_path):
+    def edit(c):
+        c["images"]["stack"] = {
+            "path": str(tiny_image[0]),
+            "axes": "YX",
+            "voxel_size": [0.2, 0.1],
+            "unit": "micrometer",
+            "t": 0,
+            "presets": ["deep"],
+        }
+        c["images"]["tiny"]["presets"] = ["small"]
+        c["presets"]["deep"] = {"config": "configs/3d_hier_dlogistic.yaml"}
+
+    config = _edited(write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image), edit)
+    done = snakemake(cellvae_env, "-n", "-p", "--configfile", str(config))
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = _job_counts(done.stdout)
+    assert (counts["ingest"], counts["fit"], counts["report_without_cells"]) == (2, 2, 1)
+    out = tmp_path / "out"
+    assert f"{out}/stack/deep/train" in done.stdout and f"{out}/tiny/small/train" in done.stdout
+    assert "stack/small" not in done.stdout and "tiny/deep" not in done.stdout
+    assert "--voxel-size 0.2 0.1 --unit micrometer" in done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +214,74 @@ def test_split_reconstruction_equals_one_job_and_reruns_a_missing_part_alone(
     one = open_image(out / "tiny" / "small" / "recon.ome.zarr")
     three = open_image(recon)
     np.testing.assert_array_equal(np.asarray(three.array), np.asarray(one.array))
+
+
+@pytest.mark.slow
+def test_reordered_overrides_retrain_nothing(cellvae_env, tiny_image, tiny_run, tmp_path):
+    _, out, _ = tiny_run
+    config = _edited(
+        write_config(tmp_path / "c.yaml", out, tiny_image),
+        lambda c: c["presets"]["small"].update(
+            overrides=dict(reversed(list(c["presets"]["small"]["overrides"].items())))
+        ),
+    )
+    done = snakemake(cellvae_env, "-n", "--configfile", str(config))
+    assert "Nothing to be done" in done.stdout + done.stderr, done.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_touched_labels_rerun_the_cell_table(cellvae_env, tiny_image, tiny_run):
+    _, _, args = tiny_run
+    labels = tiny_image[1]
+    os.utime(labels)  # edited after the cell table was made
+    done = snakemake(cellvae_env, "-n", *args)
+    output = done.stdout + done.stderr
+    assert "Job stats:" in output, output[-3000:]
+    counts = _job_counts(output)
+    assert counts.get("embed") == 1 and "fit" not in counts, output[-2000:]
+
+
+@pytest.mark.slow
+def test_split_reconstruction_reruns_after_the_image_changes(cellvae_env, tiny_image, tmp_path):
+    """parts: 3, then a changed image (new model, same paths): the rerun completes and equals
+    a one-job reconstruction with the new model, voxel for voxel."""
+    from cellvae.inference.reconstruct import reconstruct_image
+    from cellvae.io.omezarr import open_image
+
+    image = tmp_path / "image.tif"
+    shutil.copy(tiny_image[0], image)
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "c.yaml", out, (image, tiny_image[1]), parts=3)
+    args = ["--configfile", str(config), "--cores", "2", "--profile", "workflows/profiles/local"]
+    recon = out / "tiny" / "small" / "recon.ome.zarr"
+    first = snakemake(cellvae_env, *args, str(recon))
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    data = tifffile.imread(image)
+    tifffile.imwrite(image, np.flip(data, axis=1))  # the user edits the image
+    again = snakemake(cellvae_env, *args, "-p", str(recon))
+    assert again.returncode == 0, again.stderr[-3000:]
+    counts = _job_counts(again.stdout + again.stderr)
+    assert counts["fit"] == 1 and counts["reconstruct_part"] == 3, counts
+
+    run = out / "tiny" / "small"
+    one_job = tmp_path / "one_job.ome.zarr"
+    ckpt = run / "train/lightning_logs/version_0/checkpoints/last.ckpt"
+    reconstruct_image(ckpt, out / "tiny/image.ome.zarr", one_job, block=32, progress=False)
+    np.testing.assert_array_equal(
+        np.asarray(open_image(recon).array), np.asarray(open_image(one_job).array)
+    )
+
+
+def test_snakefmt_is_clean():
+    pytest.importorskip("snakefmt")
+    import subprocess
+    import sys
+
+    files = [str(REPO / "workflows" / "Snakefile"), str(REPO / "workflows" / "rules")]
+    done = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--no-format-shell", "--check", *files],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr

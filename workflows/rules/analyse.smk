@@ -3,28 +3,30 @@ rule embed:
     input:
         image=lambda wildcards: image_zarr(wildcards.image),
         train=f"{RUN}/train",
+        labels=labels_input,
     output:
         cells=f"{RUN}/cells.parquet",
-    params:
-        ckpt=ckpt_param,
-        labels=lambda wildcards: labels_of(wildcards.image),
-        args=" ".join(config["embed"]["args"]),
-    conda:
-        "../envs/cellvae.yaml"
     log:
         log_of("embed"),
     benchmark:
         bench_of("embed")
     wildcard_constraints:
         image="|".join(LABELLED) or "(?!)",
+    conda:
+        "../envs/cellvae.yaml"
     threads: res("embed", "threads")
     resources:
+        **gpu_resources("embed"),
         mem_mb=res("embed", "mem_mb"),
         runtime=res("embed", "runtime"),
-        **gpu_resources("embed"),
+    params:
+        ckpt=ckpt_param,
+        labels=lambda wildcards: labels_of(wildcards.image),
+        t=embed_time,
+        args=" ".join(config["embed"]["args"]),
     shell:
         "cellvae embed --ckpt {params.ckpt} {input.image} --labels {params.labels}"
-        " -o {output.cells} {params.args} --no-progress > {log} 2>&1"
+        " -o {output.cells} {params.t} {params.args} --no-progress > {log} 2>&1"
 
 
 rule blur:
@@ -32,24 +34,26 @@ rule blur:
     input:
         image=lambda wildcards: image_zarr(wildcards.image),
         recon=f"{RUN}/recon.ome.zarr",
+        truth=truth_input,
     output:
         blurmap=directory(f"{RUN}/blurmap.ome.zarr"),
         summary=f"{RUN}/blur.json",
-    params:
-        args=" ".join(config["blur"]["args"]),
-    conda:
-        "../envs/cellvae.yaml"
     log:
         log_of("blur"),
     benchmark:
         bench_of("blur")
+    conda:
+        "../envs/cellvae.yaml"
     threads: res("blur", "threads")
     resources:
         mem_mb=res("blur", "mem_mb"),
         runtime=res("blur", "runtime"),
+    params:
+        truth=truth_option,
+        args=" ".join(config["blur"]["args"]),
     shell:
         "cellvae blur {input.image} {input.recon} -o {output.blurmap}"
-        " --summary {output.summary} {params.args} > {log} 2>&1"
+        " --summary {output.summary} {params.truth} {params.args} > {log} 2>&1"
 
 
 rule sample:
@@ -58,18 +62,18 @@ rule sample:
         train=f"{RUN}/train",
     output:
         samples=f"{RUN}/samples.tif",
-    params:
-        ckpt=ckpt_param,
-        n=config["sample"]["n"],
-    conda:
-        "../envs/cellvae.yaml"
     log:
         log_of("sample"),
     benchmark:
         bench_of("sample")
+    conda:
+        "../envs/cellvae.yaml"
     threads: res("sample", "threads")
     resources:
         mem_mb=res("sample", "mem_mb"),
         runtime=res("sample", "runtime"),
+    params:
+        ckpt=ckpt_param,
+        n=config["sample"]["n"],
     shell:
         "cellvae sample --ckpt {params.ckpt} -n {params.n} -o {output.samples} > {log} 2>&1"

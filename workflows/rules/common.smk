@@ -1,6 +1,8 @@
 # Shared names and helpers: result paths, per-step resources, option rendering.
-import json
+import shlex
 from pathlib import Path
+
+from cellvae_workflow_checks import canonical_overrides
 
 OUT = config["outdir"].rstrip("/")
 IMAGES = list(config["images"])
@@ -9,6 +11,15 @@ PARTS = config["reconstruct"]["parts"]
 # relative preset paths are read from the repository (the folder above workflows/)
 REPO = Path(workflow.basedir).parent
 RUN = f"{OUT}/{{image}}/{{preset}}"  # one results folder per image and preset
+
+
+def presets_of(image):
+    """The presets trained on `image`: its own list, or every preset."""
+    return config["images"][image].get("presets", PRESETS)
+
+
+#: every (image, preset) the workflow runs
+RUNS = [(image, preset) for image in IMAGES for preset in presets_of(image)]
 
 
 wildcard_constraints:
@@ -30,7 +41,9 @@ def res(step, key):
     """A resource of `step` from config `resources`, falling back to its `default` entry."""
     table = config["resources"]
     fallback = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
-    return table.get(step, {}).get(key, table.get("default", {}).get(key, fallback[key]))
+    return table.get(step, {}).get(
+        key, table.get("default", {}).get(key, fallback[key])
+    )
 
 
 def gpu_resources(step):
@@ -41,6 +54,11 @@ def gpu_resources(step):
 
 def image_zarr(image):
     return f"{OUT}/{image}/image.ome.zarr"
+
+
+def run_targets(name):
+    """`OUT/IMAGE/PRESET/name` of every run."""
+    return [f"{OUT}/{image}/{preset}/{name}" for image, preset in RUNS]
 
 
 def labels_of(image):
@@ -57,19 +75,69 @@ def preset_config(preset):
     return str(path if path.is_absolute() else REPO / path)
 
 
-def option_value(value):
-    """A YAML/JSON scalar or list as LightningCLI reads it on the command line."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def fit_overrides(preset):
-    items = config["presets"][preset].get("overrides", {}).items()
-    return " ".join(f"'--{key}={option_value(value)}'" for key, value in items)
+    """The preset's overrides as options, in a canonical order (a reordering changes nothing)."""
+    return canonical_overrides(config["presets"][preset].get("overrides", {}))
 
 
 def ckpt_in(train_dir):
-    """The checkpoint `cellvae fit` leaves in the workflow's fixed log folder."""
+    """The checkpoint `cellvae fit` leaves in its run folder (one version per run, resumed
+    runs included)."""
     return f"{train_dir}/lightning_logs/version_0/checkpoints/last.ckpt"
+
+
+def fit_workers(preset):
+    """`data.num_workers` of the preset: its override, else its config file's, else 0."""
+    overrides = config["presets"][preset].get("overrides", {})
+    if "data.num_workers" in overrides:
+        return int(overrides["data.num_workers"])
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(preset_config(preset)).read_text()).get("data") or {}
+    except (OSError, AttributeError):
+        return 0
+    return int(data.get("num_workers") or 0)
+
+
+def fit_threads(wildcards):
+    """CPUs per training task: `resources.fit.threads`, else the loader's workers + 1."""
+    if "threads" in config["resources"].get("fit", {}):
+        return res("fit", "threads")
+    return fit_workers(wildcards.preset) + 1
+
+
+def fit_tasks():
+    """Training processes: one per GPU (DDP) when the fit asks for several, else one."""
+    return max(1, res("fit", "gpus"))
+
+
+def fit_resources():
+    """SLURM resources of `fit`: memory, time, GPUs, one task per GPU, and the requeue
+    machinery (a warning signal before the limit, requeue allowed, the log appended)."""
+    n = fit_tasks()
+    extra = (
+        f"--signal=USR1@{config['fit']['signal_seconds']} --requeue --open-mode=append"
+    )
+    resources = {
+        "mem_mb": res("fit", "mem_mb"),
+        "runtime": res("fit", "runtime"),
+        "slurm_extra": extra,
+        # fit launches its own job step (srun), so the SLURM plugin must not wrap it in one
+        "mpi": 0,
+        "tasks": n,
+    }
+    if res("fit", "gpus"):
+        resources.update(gpu=n, tasks_per_gpu=1)
+    return resources
+
+
+def fit_devices():
+    """Trainer options for N > 1 GPUs: N devices on one node, DDP (one srun task each)."""
+    n = fit_tasks()
+    if n == 1:
+        return ""
+    return f"--trainer.accelerator=gpu --trainer.devices={n} --trainer.num_nodes=1 --trainer.strategy=ddp"
 
 
 LABELLED = [image for image in IMAGES if labels_of(image)]
@@ -77,12 +145,40 @@ UNLABELLED = [image for image in IMAGES if not labels_of(image)]
 
 
 def ingest_source(wildcards):
-    """`cellvae ingest`'s source: a bundled sample, or the image file with its axes."""
+    """`cellvae ingest`'s source: a bundled sample, or the image file with its axes, voxel
+    size and unit."""
     spec = config["images"][wildcards.image]
     if "sample" in spec:
         return f"--sample {spec['sample']}"
-    axes = f" --axes {spec['axes']}" if "axes" in spec else ""
-    return f"'{spec['path']}'{axes}"
+    args = [shlex.quote(spec["path"])]
+    if "axes" in spec:
+        args.append(f"--axes {spec['axes']}")
+    if "voxel_size" in spec:
+        args.append("--voxel-size " + " ".join(str(v) for v in spec["voxel_size"]))
+    if "unit" in spec:
+        args.append(f"--unit {shlex.quote(spec['unit'])}")
+    return " ".join(args)
+
+
+def labels_input(wildcards):
+    """The labels file `embed` reads, as an input (a bundled sample's are in its image)."""
+    spec = config["images"][wildcards.image]
+    return [spec["labels"]] if "labels" in spec else []
+
+
+def embed_time(wildcards):
+    t = config["images"][wildcards.image].get("t")
+    return "" if t is None else f"--t {t}"
+
+
+def truth_input(wildcards):
+    """The clean reference `cellvae blur --truth` compares with, when the image has one."""
+    spec = config["images"][wildcards.image]
+    return [spec["truth"]] if "truth" in spec else []
+
+
+def truth_option(wildcards, input):
+    return f"--truth {shlex.quote(input.truth[0])}" if input.truth else ""
 
 
 def ingest_inputs(wildcards):

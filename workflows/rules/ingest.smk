@@ -4,17 +4,17 @@ rule ingest:
         ingest_inputs,
     output:
         directory(f"{OUT}/{{image}}/image.ome.zarr"),
-    params:
-        source=ingest_source,
-    conda:
-        "../envs/cellvae.yaml"
     log:
         f"{OUT}/logs/ingest/{{image}}.log",
     benchmark:
         f"{OUT}/benchmarks/ingest/{{image}}.tsv"
+    conda:
+        "../envs/cellvae.yaml"
     threads: res("ingest", "threads")
     resources:
         mem_mb=res("ingest", "mem_mb"),
         runtime=res("ingest", "runtime"),
+    params:
+        source=ingest_source,
     shell:
         "cellvae ingest {params.source} -o {output} --no-progress > {log} 2>&1"

@@ -14,20 +14,20 @@ rule report:
         blur=figure("blur", "original / reconstruction / blur map"),
         samples=figure("samples", "prior samples"),
         cells=figure("cells", "embedding scatter"),
-    params:
-        run=run_folder,
-    conda:
-        "../envs/cellvae.yaml"
     log:
         log_of("report"),
     benchmark:
         bench_of("report")
     wildcard_constraints:
         image="|".join(LABELLED) or "(?!)",
+    conda:
+        "../envs/cellvae.yaml"
     threads: res("report", "threads")
     resources:
         mem_mb=res("report", "mem_mb"),
         runtime=res("report", "runtime"),
+    params:
+        run=run_folder,
     shell:
         "cellvae report {params.run} > {log} 2>&1"
 
