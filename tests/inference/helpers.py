@@ -84,8 +84,15 @@ class IdentityVAE(torch.nn.Module):
 
 
 def stand_in(monkeypatch, vae, hparams=None):
-    """Make inference load ``vae`` whatever checkpoint path it is given."""
+    """Make inference load ``vae`` whatever checkpoint path it is given.
+
+    The checkpoint's content hash (which keys resumable reconstruction blocks) becomes the
+    stand-in model's identity, since no checkpoint file exists.
+    """
     import cellvae.inference.model as model
+    import cellvae.inference.reconstruct as reconstruct
+
+    monkeypatch.setattr(reconstruct, "file_sha256", lambda path: f"stand-in-{id(vae)}")
 
     hp = {"bits": 8, "patch_size": 16} | (hparams or {})
     monkeypatch.setattr(model, "load_vae", lambda path: (vae, hp), raising=False)
