@@ -118,10 +118,14 @@ def _lock_owner(lock: Path) -> tuple[int, str, tuple[str, int] | None] | None:
     """(pid, host, SLURM (job, restart) or None) recorded in ``lock``; None if unreadable."""
     try:
         fields = lock.read_text().split()
-        run = (fields[2], int(fields[3])) if len(fields) >= 4 else None
-        return int(fields[0]), fields[1], run
+        owner = int(fields[0]), fields[1]
     except (OSError, ValueError, IndexError):
         return None
+    try:
+        run = (fields[2], int(fields[3]))
+    except (ValueError, IndexError):
+        run = None  # an older lock, or one written outside SLURM: pid and host still count
+    return (*owner, run)
 
 
 def _stale(owner: tuple[int, str, tuple[str, int] | None]) -> bool:

@@ -65,7 +65,9 @@ def test_tifffile_warnings_are_collected_as_text():
 def test_lock_owner_reads_pid_and_host_and_tolerates_more(tmp_path):
     lock = tmp_path / "x.lock"
     lock.write_text("123 node-a extra words\n")
-    assert atomic._lock_owner(lock) == (123, "node-a")
+    assert atomic._lock_owner(lock) == (123, "node-a", None)
+    lock.write_text("123 node-a 4567 2\n")
+    assert atomic._lock_owner(lock) == (123, "node-a", ("4567", 2))
     lock.write_text("half")
     assert atomic._lock_owner(lock) is None
     assert atomic._lock_owner(tmp_path / "missing.lock") is None
