@@ -51,6 +51,7 @@ from cellvae.inference.partial import (
 from cellvae.inference.tiling import TilingStats, block_origins, block_shape, tile_reconstruct
 from cellvae.io.atomic import check_output, check_writable, output_lock, temporary_path
 from cellvae.io.omezarr import create_image, finalize_image, open_image
+from cellvae.io.remote import is_url
 
 #: Output chunk side and block side (block = unit of writing, progress, resuming and of the
 #: shares of a split run), 2D and 3D. Blocks are whole chunks, so parts never share a chunk.
@@ -188,7 +189,7 @@ def _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block, devic
         chunks[layout.channel] = shape[layout.channel]
     settings = Settings(
         str(Path(ckpt).resolve()),
-        str(Path(input).resolve()),
+        str(input) if is_url(input) else str(Path(input).resolve()),
         tuple(tile),
         tuple(overlap),
         margin_for(radius, overlap),

@@ -1,4 +1,5 @@
-"""Convert TIFF / OME-TIFF / OME-Zarr (NGFF 0.4, 0.5) / plain Zarr into NGFF 0.5 OME-Zarr.
+"""Convert TIFF / OME-TIFF / OME-Zarr (NGFF 0.4, 0.5, local or at an ``https://`` /
+``s3://`` URL) / plain Zarr into NGFF 0.5 OME-Zarr.
 
 The conversion streams with dask (peak memory: a few blocks of ~64 MiB, whatever the input
 size): level 0 is copied into ``<output>.partial``, intensity statistics are computed from it
@@ -24,8 +25,9 @@ from cellvae.errors import CellvaeError, ConfigError
 from cellvae.io.atomic import check_output, output_lock, remove_path, temporary_path
 from cellvae.io.axes import check_dtype, ngff_order, normalize_unit, spatial_axes
 from cellvae.io.omezarr import create_image, finalize_image, open_image
+from cellvae.io.remote import as_location, is_url, name_of
 from cellvae.io.stats import check_stats, intensity_stats
-from cellvae.io.store import default_chunks, store_dask
+from cellvae.io.store import default_chunks, read_dask, store_dask
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,13 @@ def _read_picture(path: Path, axes: str | None):
 
 @contextmanager
 def _open_source(
-    path: Path, axes: str | None, series: int
+    path: Path | str, axes: str | None, series: int
 ) -> Iterator[tuple[da.Array, str, dict[str, float], dict[str, str], list[str] | None]]:
     """Yield ``(data, axes, voxel_size, units, channel_names)`` of any input, lazily."""
+    if is_url(path):  # a remote OME-Zarr: its chunks stream in as they are copied
+        image = open_image(path, axes=axes)
+        yield image.to_dask(), image.axes, image.voxel_size, image.units, image.channel_names
+        return
     if not path.exists():
         raise CellvaeError(f"{path}: no such file or directory")
     if path.is_dir() or path.suffix.lower() == ".zarr":
@@ -133,8 +139,8 @@ def ingest(
     """
     if unit is not None and voxel_size is None:
         raise ConfigError("unit: give the voxel size it applies to (--voxel-size)")
-    src, out = Path(input), check_output(output, overwrite)
-    if src.resolve() == out.resolve():
+    src, out = as_location(input), check_output(output, overwrite)
+    if not is_url(src) and src.resolve() == out.resolve():
         raise CellvaeError(f"{out}: output must differ from the input")
     with output_lock(out):
         _ingest_locked(src, out, axes, voxel_size, unit, chunks, overwrite, series, progress)
@@ -143,7 +149,7 @@ def ingest(
 
 
 def _ingest_locked(
-    src: Path,
+    src: Path | str,
     out: Path,
     axes: str | None,
     voxel_size: VoxelArg,
@@ -175,11 +181,14 @@ def _ingest_locked(
                 order,
                 voxel_size=voxel,
                 chunks=_chunks(chunks, data.shape, order),
+                shards="auto",
                 units=units,
                 channel_names=names,
             )
-            store_dask(data, target, progress=progress, desc=f"ingest {src.name}")
-        stats = _stats(da.from_zarr(target), order, progress)
+            store_dask(data, target, progress=progress, desc=f"ingest {name_of(src)}")
+        # blocks of >= 64 KiB: the default chunks as they are, small ones grouped (the
+        # percentiles of large images come from random blocks, so blocks stay small)
+        stats = _stats(read_dask(target, budget=2**16), order, progress)
         check_stats(stats, str(src))
         finalize_image(tmp, out, stats=stats, overwrite=overwrite, progress=progress)
     except CellvaeError:
