@@ -1,5 +1,6 @@
 """Convert TIFF / OME-TIFF / OME-Zarr (NGFF 0.4, 0.5, local or at an ``https://`` /
-``s3://`` URL) / plain Zarr into NGFF 0.5 OME-Zarr.
+``s3://`` URL) / plain Zarr / vendor files (CZI, ND2, LIF, ... through bioio,
+:mod:`cellvae.io.vendor`) into NGFF 0.5 OME-Zarr.
 
 The conversion streams with dask (peak memory: a few blocks of ~64 MiB, whatever the input
 size): level 0 is copied into ``<output>.partial``, intensity statistics are computed from it
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 VoxelArg = dict[str, float] | Sequence[float] | None
 #: ordinary picture files, read whole with imageio (they are small by nature)
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+#: TIFF and TIFF-based files, read lazily with tifffile; other files go to bioio
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".lsm", ".stk")
 
 
 def _read_picture(path: Path, axes: str | None):
@@ -58,7 +61,7 @@ def _read_picture(path: Path, axes: str | None):
 
 @contextmanager
 def _open_source(
-    path: Path | str, axes: str | None, series: int
+    path: Path | str, axes: str | None, series: int, scene: str | None = None
 ) -> Iterator[tuple[da.Array, str, dict[str, float], dict[str, str], list[str] | None]]:
     """Yield ``(data, axes, voxel_size, units, channel_names)`` of any input, lazily."""
     if is_url(path):  # a remote OME-Zarr: its chunks stream in as they are copied
@@ -75,6 +78,18 @@ def _open_source(
         data, ax = _read_picture(path, axes)
         yield da.from_array(data), ax, {}, {}, None
         return
+    if path.suffix.lower() not in TIFF_SUFFIXES:  # CZI, ND2, LIF, ...: bioio's readers
+        from cellvae.io.vendor import open_vendor
+
+        if axes is not None:
+            raise ConfigError(f"--axes: {path.name} names its own axes; leave --axes out")
+        with open_vendor(path, scene) as image:
+            yield image.data, image.axes, image.voxel_size, image.units, image.channel_names
+        return
+    if scene is not None:
+        if not str(scene).isdigit():
+            raise ConfigError(f"--scene: {scene!r}; the series of a TIFF are numbered 0, 1, ...")
+        series = int(scene)
     from cellvae.io.tiff import open_tiff
 
     with open_tiff(path, series=series, axes=axes) as (meta, data):
@@ -122,6 +137,7 @@ def ingest(
     series: int = 0,
     progress: bool = True,
     unit: str | None = None,
+    scene: str | int | None = None,
 ) -> Path:
     """Convert ``input`` to an NGFF 0.5 multiscale image at ``output``; returns ``output``.
 
@@ -134,6 +150,9 @@ def ingest(
     chunks : chunk size per spatial axis (dict or ``Z Y X`` values); default 64³ / 256².
     overwrite : replace an existing ``output`` (only once the new image is complete).
     series : which series of a multi-series TIFF.
+    scene : which scene (position, region) of a CZI / ND2 / LIF / ... file read through bioio
+        (:mod:`cellvae.io.vendor`), by index or name; default the first. For a TIFF, the
+        series number.
     unit : unit of ``voxel_size`` (e.g. ``"nanometer"``, ``"Å"``); default micrometre. Units
         stored in the input's metadata are kept as they are.
     """
@@ -143,7 +162,7 @@ def ingest(
     if not is_url(src) and src.resolve() == out.resolve():
         raise CellvaeError(f"{out}: output must differ from the input")
     with output_lock(out):
-        _ingest_locked(src, out, axes, voxel_size, unit, chunks, overwrite, series, progress)
+        _ingest_locked(src, out, axes, voxel_size, unit, chunks, overwrite, series, progress, scene)
     log.info("ingested %s -> %s", src, out)
     return out
 
@@ -158,12 +177,13 @@ def _ingest_locked(
     overwrite: bool,
     series: int,
     progress: bool,
+    scene: str | int | None = None,
 ) -> None:
     """:func:`ingest` once the output is locked against other writers."""
     check_output(out, overwrite)  # another writer may have finished it meanwhile
     tmp = temporary_path(out)
     try:
-        with _open_source(src, axes, series) as (data, ax, voxel, units, names):
+        with _open_source(src, axes, series, scene) as (data, ax, voxel, units, names):
             check_dtype(data.dtype, str(src))
             order = ngff_order(ax)
             data = data.transpose([ax.index(a) for a in order])
