@@ -1,11 +1,12 @@
 """A cellvae results folder, read into napari layer data without importing napari.
 
 A results folder holds any of ``recon.ome.zarr``, ``blurmap.ome.zarr``, ``blur.json``,
-``cells.parquet``, ``samples.tif`` and ``report.md`` (what ``make demo`` and the workflow
-write); a parent folder may hold several under ``<image>/<preset>/``. The original image and
-the label image are not copied into the folder: they are found through the provenance that
-every output records (``recon.ome.zarr`` attrs ``["cellvae"]["provenance"]["inputs"]["input"]``
-and the ``b"cellvae"`` schema metadata of ``cells.parquet``, role ``"labels"``).
+``cells.parquet`` (or ``cells.h5ad``), ``samples.tif`` and ``report.md`` (what ``make demo``
+and the workflow write); a parent folder may hold several under ``<image>/<preset>/``. The
+original image and the label image are not copied into the folder: they are found through the
+provenance that every output records (``recon.ome.zarr`` attrs
+``["cellvae"]["provenance"]["inputs"]["input"]`` and the ``b"cellvae"`` schema metadata of
+``cells.parquet``, role ``"labels"``).
 
 :func:`results_layers` returns napari layer-data tuples ``(data, kwargs, layer_type)`` with
 world coordinates in the images' physical units, so the blur map (a grid ``stride`` times
@@ -29,6 +30,7 @@ RESULT_FILES = (
     "blurmap.ome.zarr",
     "blur.json",
     "cells.parquet",
+    "cells.h5ad",
     "samples.tif",
     "report.md",
 )
@@ -124,9 +126,10 @@ def read_results(path: str | Path) -> ResultsFolder:
     recon_prov = (
         zarr_provenance(res.files["recon.ome.zarr"]) if "recon.ome.zarr" in res.files else None
     )
-    cells_prov = (
-        parquet_provenance(res.files["cells.parquet"]) if "cells.parquet" in res.files else None
-    )
+    from cellvae.io.provenance import read_provenance
+
+    cells = _cells_file(res)
+    cells_prov = read_provenance(res.files[cells]) if cells in res.files else None
     if "blur.json" in res.files:
         try:
             res.blur = json.loads(res.files["blur.json"].read_text())
@@ -137,18 +140,23 @@ def read_results(path: str | Path) -> ResultsFolder:
     )
     candidates = [
         ("recon.ome.zarr", _input(recon_prov, "input")),
-        ("cells.parquet", _input(cells_prov, "input")),
+        (cells, _input(cells_prov, "input")),
         ("blurmap.ome.zarr", _input(blur_prov, "original")),
         # cellvae blur's summary names its original as given on the command line
         ("blur.json", _relative((res.blur or {}).get("original"), path)),
     ]
     res.original = _existing(res, "original image", candidates)
-    if "cells.parquet" in res.files:
-        res.labels = _existing(res, "labels", [("cells.parquet", _input(cells_prov, "labels"))])
+    if cells in res.files:
+        res.labels = _existing(res, "labels", [(cells, _input(cells_prov, "labels"))])
     res.ckpt = _input(recon_prov, "ckpt") or _input(cells_prov, "ckpt")
     if res.ckpt is not None and not res.ckpt.exists():
         res.ckpt = None
     return res
+
+
+def _cells_file(res: ResultsFolder) -> str:
+    """The name of the folder's cell table: ``cells.parquet``, else ``cells.h5ad``."""
+    return "cells.parquet" if "cells.parquet" in res.files else "cells.h5ad"
 
 
 def _existing(res: ResultsFolder, what: str, candidates: list[tuple[str, Path | None]]):
@@ -297,18 +305,10 @@ def labels_layer(path: Path, table, name: str) -> LayerData:
 
 
 def read_table(path: Path):
-    """``cells.parquet`` as a DataFrame with an ``index`` column (the label id)."""
-    import pandas as pd
+    """``cells.parquet`` (or ``.h5ad``) as a DataFrame with an ``index`` column (the label id)."""
+    from cellvae.io.tables import read_cell_table
 
-    try:
-        table = pd.read_parquet(path)
-    except Exception as err:
-        raise CellvaeError(f"{path}: not a readable parquet table ({err})") from None
-    if "index" not in table:
-        if "label" not in table:
-            raise CellvaeError(f"{path}: not a cellvae embed table (no index / label column)")
-        table.insert(0, "index", table["label"])
-    return table.reset_index(drop=True)
+    return read_cell_table(path)
 
 
 def check_table_labels(table, labels) -> str | None:
@@ -436,9 +436,10 @@ def results_layers(path: str | Path) -> tuple[list[LayerData], list[str]]:
                 layer[1]["translate"] = shift
             if layer is not None:
                 layer[1]["metadata"]["blur"] = res.blur
-    if "cells.parquet" in res.files:
+    cells = _cells_file(res)
+    if cells in res.files:
         try:
-            table = read_table(res.files["cells.parquet"])
+            table = read_table(res.files[cells])
         except CellvaeError as err:
             problems.append(str(err))
             table = None
@@ -447,10 +448,10 @@ def results_layers(path: str | Path) -> tuple[list[LayerData], list[str]]:
             if layer is not None and table is not None:
                 mismatch = check_table_labels(table, layer[0])
                 if mismatch:
-                    problems.append(f"{res.files['cells.parquet']}: {mismatch}")
+                    problems.append(f"{res.files[cells]}: {mismatch}")
                     layer[1].pop("features")
             if layer is not None and table is not None and "features" in layer[1]:
-                layer[1]["metadata"]["cells_table"] = str(res.files["cells.parquet"])
+                layer[1]["metadata"]["cells_table"] = str(res.files[cells])
     if "samples.tif" in res.files:
         add(samples_layer, res.files["samples.tif"], f"prior samples [{tag}]")
     for layer in layers:
