@@ -120,7 +120,8 @@ def read_results(path: str | Path) -> ResultsFolder:
             f"{path}: not a cellvae results folder (none of {', '.join(RESULT_FILES)})"
         )
     res = ResultsFolder(path, {n: path / n for n in RESULT_FILES if (path / n).exists()})
-    missing = [n for n in RESULT_FILES[:4] if n not in res.files]
+    cells = _cells_file(res)
+    missing = [n for n in (*RESULT_FILES[:3], cells) if n not in res.files]
     if missing:
         res.problems.append(f"{path}: no {', '.join(missing)}; showing the rest")
     recon_prov = (
@@ -128,7 +129,6 @@ def read_results(path: str | Path) -> ResultsFolder:
     )
     from cellvae.io.provenance import read_provenance
 
-    cells = _cells_file(res)
     cells_prov = read_provenance(res.files[cells]) if cells in res.files else None
     if "blur.json" in res.files:
         try:
@@ -155,8 +155,13 @@ def read_results(path: str | Path) -> ResultsFolder:
 
 
 def _cells_file(res: ResultsFolder) -> str:
-    """The name of the folder's cell table: ``cells.parquet``, else ``cells.h5ad``."""
-    return "cells.parquet" if "cells.parquet" in res.files else "cells.h5ad"
+    """The name of the folder's cell table: ``cells.h5ad`` if only that one is there, else
+    ``cells.parquet``."""
+    return (
+        "cells.h5ad"
+        if set(res.files) & {"cells.parquet", "cells.h5ad"} == {"cells.h5ad"}
+        else "cells.parquet"
+    )
 
 
 def _existing(res: ResultsFolder, what: str, candidates: list[tuple[str, Path | None]]):
