@@ -76,9 +76,12 @@ def parquet_provenance(path: str | Path) -> dict | None:
         return None
 
 
-def _input(provenance: dict | None, role: str) -> Path | None:
+def _input(provenance: dict | None, role: str) -> Path | str | None:
+    """An input named by provenance: a path, or a URL (``https://``, ``s3://``) as it is."""
+    from cellvae.io.remote import as_location
+
     value = ((provenance or {}).get("inputs") or {}).get(role)
-    return Path(value) if value else None
+    return as_location(value) if value else None
 
 
 def _relative(value: str | None, folder: Path) -> Path | None:
@@ -167,8 +170,10 @@ def _cells_file(res: ResultsFolder) -> str:
 def _existing(res: ResultsFolder, what: str, candidates: list[tuple[str, Path | None]]):
     """The first candidate path that exists; a problem line if none does."""
     named = [(source, p) for source, p in candidates if source in res.files and p is not None]
+    from cellvae.io.remote import is_url
+
     for _, p in named:
-        if p.exists():
+        if is_url(p) or p.exists():  # a URL is tried when its layer is read
             return p
     if named:
         source, p = named[0]
@@ -183,7 +188,9 @@ def _ngff(path: Path) -> tuple[str, list[np.ndarray], np.ndarray]:
     """Axes, per-level scale and the translation of level 0 of an NGFF multiscale image."""
     import zarr
 
-    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    from cellvae.io.remote import zarr_target
+
+    attrs = dict(zarr.open_group(store=zarr_target(path), mode="r").attrs)
     ms = (attrs.get("ome") or attrs)["multiscales"][0]
     axes = "".join(a["name"] if isinstance(a, dict) else a for a in ms["axes"]).lower()
     top = ms.get("coordinateTransformations") or []
@@ -228,11 +235,14 @@ def _squeeze_channel(axes: str, arrays: list, scales: list[np.ndarray], translat
     )
 
 
-def image_layer(path: Path, name: str, **kwargs: Any) -> LayerData:
-    """An OME-Zarr image (all pyramid levels, lazily) or a TIFF as a napari image layer."""
+def image_layer(path: Path | str, name: str, **kwargs: Any) -> LayerData:
+    """An OME-Zarr image (all pyramid levels, lazily; a path or an https:// or s3:// URL)
+    or a TIFF as a napari image layer."""
     import dask.array as da
 
-    if path.suffix.lower() in (".tif", ".tiff"):
+    from cellvae.io.remote import is_url, zarr_target
+
+    if not is_url(path) and Path(path).suffix.lower() in (".tif", ".tiff"):
         from cellvae.io.tiff import read_tiff_meta
 
         meta = read_tiff_meta(path)
@@ -244,7 +254,7 @@ def image_layer(path: Path, name: str, **kwargs: Any) -> LayerData:
 
         try:
             axes, scales, translation = _ngff(path)
-            group = zarr.open_group(str(path), mode="r")
+            group = zarr.open_group(store=zarr_target(path), mode="r")
             attrs = dict(group.attrs)
             ms = (attrs.get("ome") or attrs)["multiscales"][0]
             arrays = [da.from_zarr(group[ds["path"]]) for ds in ms["datasets"]]
