@@ -2,6 +2,9 @@
 #   make demo  -- set up .venv and run the whole pipeline on a bundled/generated sample
 #   make test  -- set up .venv (plus the GUI test prerequisites) and run ruff and pytest
 #
+# EXTRAS includes the optional ecosystem extras (export, anndata, remote, formats) so CI runs
+# their tests; without them those tests are skipped.
+#
 # torch==2.13.0 is installed before anything that needs torch, so pip takes the CPU build
 # instead of resolving a bare `torch` requirement to a multi-GB CUDA wheel.
 
@@ -9,7 +12,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
-EXTRAS ?= samples,dev,gui-test,workflows
+EXTRAS ?= samples,dev,gui-test,workflows,export,anndata,remote,formats
 comma  := ,
 STAMP  := $(VENV)/.cellvae-$(subst $(comma),-,$(EXTRAS))
 

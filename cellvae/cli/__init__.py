@@ -36,6 +36,7 @@ VERBS: dict[str, str] = {
     "embed": "embed",
     "blur": "blur",
     "sample": "sample",
+    "export": "export",
     "report": "report",
     "experiment": "experiment",
     "view": "view",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "embed every labelled cell with a trained VAE into a parquet table"
+HELP = "embed every labelled cell with a trained VAE into a table (Parquet, or AnnData .h5ad)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--labels", required=True, help="label image: TIFF, OME-Zarr, or IMAGE.zarr/labels/NAME"
     )
-    parser.add_argument("-o", "--output", required=True, help="output table, e.g. cells.parquet")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output table: cells.parquet, or cells.h5ad for AnnData (scanpy; anndata extra)",
+    )
     parser.add_argument(
         "--axes", help="axes of the label image in storage order, e.g. ZYX, TYX (default: metadata)"
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "convert a TIFF, OME-TIFF, (OME-)Zarr, PNG or JPEG image into OME-Zarr 0.5 with statistics"
+HELP = (
+    "convert a TIFF, OME-TIFF, (OME-)Zarr, PNG, JPEG, CZI, ND2 or LIF image into OME-Zarr 0.5 "
+    "with statistics"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "input",
         nargs="?",
-        help="TIFF / OME-TIFF / ImageJ TIFF / OME-Zarr / Zarr array / PNG / JPEG",
+        help="TIFF / OME-TIFF / ImageJ TIFF / OME-Zarr (a path or an https:// or s3:// URL) / "
+        "Zarr array / PNG / JPEG / CZI, ND2, LIF and other formats bioio reads (formats extra)",
     )
     source.add_argument(
         "--sample",
@@ -44,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="chunk size per spatial axis, Z Y X (Y X in 2D); default 64 64 64 or 256 256",
     )
     parser.add_argument("--series", type=int, default=0, help="series of a multi-series TIFF")
+    parser.add_argument(
+        "--scene",
+        metavar="INDEX|NAME",
+        help="scene (position, tile region) of a CZI / ND2 / LIF file, by index or name "
+        "(default: the first); the series of a TIFF",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -72,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             series=args.series,
             progress=not args.no_progress,
             unit=args.unit,
+            scene=args.scene,
         )
     print(f"wrote {out}")
     return 0

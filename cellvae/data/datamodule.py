@@ -19,6 +19,7 @@ from cellvae.data.dataset import SAMPLERS, PatchDataset, open_volume
 from cellvae.data.normalize import MAX_BITS, Quantizer
 from cellvae.data.samplers import Box, PatchLayout
 from cellvae.errors import CellvaeError, ConfigError, check_choice, check_range
+from cellvae.io.remote import is_url
 
 
 class EpochLoader(DataLoader):
@@ -94,7 +95,8 @@ class CellDataModule(L.LightningDataModule):
     Parameters
     ----------
     paths
-        OME-Zarr images written by ``cellvae ingest`` (they carry intensity statistics).
+        OME-Zarr images written by ``cellvae ingest`` (they carry intensity statistics):
+        local paths or ``https://`` / ``s3://`` URLs (streamed, see :mod:`cellvae.io.remote`).
     patch_size
         ``[Y, X]`` for ``ndim=2`` or ``[Z, Y, X]`` for ``ndim=3``, in voxels.
     ndim
@@ -153,7 +155,7 @@ class CellDataModule(L.LightningDataModule):
         if not paths:
             raise ConfigError("paths: at least one image is required")
         for path in paths:
-            if not os.path.exists(path):
+            if not is_url(path) and not os.path.exists(path):
                 raise ConfigError(
                     f"paths: {path} does not exist; make it with 'cellvae ingest IMAGE -o {path}' "
                     f"or, for a bundled sample, 'cellvae ingest --sample NAME -o {path}'"

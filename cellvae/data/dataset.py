@@ -52,6 +52,7 @@ from cellvae.data.samplers import (
     uniform_origin,
 )
 from cellvae.errors import CellvaeError, ConfigError, check_choice, check_range
+from cellvae.io.remote import is_url
 
 SAMPLERS = ("random", "foreground", "grid")
 
@@ -86,7 +87,8 @@ class PatchDataset(IterableDataset):
     Parameters
     ----------
     paths
-        OME-Zarr images (or plain Zarr arrays, with ``axes``).
+        OME-Zarr images (or plain Zarr arrays, with ``axes``): local paths or ``https://`` /
+        ``s3://`` URLs, whose chunks are fetched as patches need them.
     patch_size
         ``(Y, X)`` for ``ndim=2``, ``(Z, Y, X)`` for ``ndim=3``.
     ndim
@@ -184,7 +186,7 @@ class PatchDataset(IterableDataset):
 
     def _open(self, i: int) -> Volume:
         path = self.paths[i]
-        if not os.path.exists(path):
+        if not is_url(path) and not os.path.exists(path):
             raise CellvaeError(f"{path}: no such file or directory")
         image = open_volume(path, level=self.level, axes=self.axes)
         layout = PatchLayout.build(

@@ -241,7 +241,8 @@ def embed_file(
     label_axes: str | None = None,
     t: int | str | None = None,
 ):
-    """``cellvae embed``: embed every cell of ``labels`` in the OME-Zarr ``input`` to parquet.
+    """``cellvae embed``: embed every cell of ``labels`` in the OME-Zarr ``input`` into a table:
+    Parquet, or AnnData when ``output`` ends in ``.h5ad`` (:mod:`cellvae.io.tables`).
 
     ``t`` picks one time point of a time-lapse, or ``"all"`` embeds every one (a ``t``
     column says which); labels with a time axis follow the image, labels without one apply
@@ -254,9 +255,10 @@ def embed_file(
     from cellvae.inference.model import default_patch, load_model, quantizers_for
     from cellvae.io.atomic import atomic_output, check_output
     from cellvae.io.omezarr import open_image, open_labels
-    from cellvae.io.provenance import write_parquet
+    from cellvae.io.tables import check_table_output, write_cell_table
 
     check_output(output, overwrite)
+    check_table_output(output)
     image = open_image(input)
     frames = _frames(image, t, str(input))
     lab = open_labels(labels, axes=label_axes)
@@ -319,5 +321,5 @@ def embed_file(
         table.columns.get_loc("size_voxels") + 1, "size_physical", table["size_voxels"] * voxel
     )
     with atomic_output(output, overwrite) as tmp:
-        write_parquet(table, tmp)
+        write_cell_table(table, tmp, kind_of=output)
     return table

@@ -56,6 +56,7 @@ from cellvae.inference.partial import (
 from cellvae.inference.tiling import TilingStats, block_origins, block_shape, tile_reconstruct
 from cellvae.io.atomic import check_output, check_writable, output_lock, temporary_path
 from cellvae.io.omezarr import create_image, finalize_image, open_image
+from cellvae.io.remote import is_url
 
 #: Output chunk side and block side (block = unit of writing, progress, resuming and of the
 #: shares of a split run), 2D and 3D. Blocks are whole chunks, so parts never share a chunk.
@@ -258,7 +259,7 @@ def _plan(ckpt, input, output, tile, overlap, samples, mode, dtype, block, devic
         chunks[layout.channel] = shape[layout.channel]
     settings = Settings(
         str(Path(ckpt).resolve()),
-        str(Path(input).resolve()),
+        str(input) if is_url(input) else str(Path(input).resolve()),
         file_sha256(ckpt),
         input_digest(input, image.levels[0] if image.levels else None),
         tuple(tile),

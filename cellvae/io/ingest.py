@@ -1,4 +1,6 @@
-"""Convert TIFF / OME-TIFF / OME-Zarr (NGFF 0.4, 0.5) / plain Zarr into NGFF 0.5 OME-Zarr.
+"""Convert TIFF / OME-TIFF / OME-Zarr (NGFF 0.4, 0.5, local or at an ``https://`` /
+``s3://`` URL) / plain Zarr / vendor files (CZI, ND2, LIF, ... through bioio,
+:mod:`cellvae.io.vendor`) into NGFF 0.5 OME-Zarr.
 
 The conversion streams with dask (peak memory: a few blocks of ~64 MiB, whatever the input
 size): level 0 is copied into ``<output>.partial``, intensity statistics are computed from it
@@ -24,14 +26,17 @@ from cellvae.errors import CellvaeError, ConfigError
 from cellvae.io.atomic import check_output, output_lock, remove_path, temporary_path
 from cellvae.io.axes import check_dtype, ngff_order, normalize_unit, spatial_axes
 from cellvae.io.omezarr import create_image, finalize_image, open_image
+from cellvae.io.remote import as_location, is_url, name_of
 from cellvae.io.stats import check_stats, intensity_stats
-from cellvae.io.store import default_chunks, store_dask
+from cellvae.io.store import default_chunks, read_dask, store_dask
 
 log = logging.getLogger(__name__)
 
 VoxelArg = dict[str, float] | Sequence[float] | None
 #: ordinary picture files, read whole with imageio (they are small by nature)
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+#: TIFF and TIFF-based files, read lazily with tifffile; other files go to bioio
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".lsm", ".stk")
 
 
 def _read_picture(path: Path, axes: str | None):
@@ -56,9 +61,13 @@ def _read_picture(path: Path, axes: str | None):
 
 @contextmanager
 def _open_source(
-    path: Path, axes: str | None, series: int
+    path: Path | str, axes: str | None, series: int, scene: str | None = None
 ) -> Iterator[tuple[da.Array, str, dict[str, float], dict[str, str], list[str] | None]]:
     """Yield ``(data, axes, voxel_size, units, channel_names)`` of any input, lazily."""
+    if is_url(path):  # a remote OME-Zarr: its chunks stream in as they are copied
+        image = open_image(path, axes=axes)
+        yield image.to_dask(), image.axes, image.voxel_size, image.units, image.channel_names
+        return
     if not path.exists():
         raise CellvaeError(f"{path}: no such file or directory")
     if path.is_dir() or path.suffix.lower() == ".zarr":
@@ -69,6 +78,18 @@ def _open_source(
         data, ax = _read_picture(path, axes)
         yield da.from_array(data), ax, {}, {}, None
         return
+    if path.suffix.lower() not in TIFF_SUFFIXES:  # CZI, ND2, LIF, ...: bioio's readers
+        from cellvae.io.vendor import open_vendor
+
+        if axes is not None:
+            raise ConfigError(f"--axes: {path.name} names its own axes; leave --axes out")
+        with open_vendor(path, scene) as image:
+            yield image.data, image.axes, image.voxel_size, image.units, image.channel_names
+        return
+    if scene is not None:
+        if not str(scene).isdigit():
+            raise ConfigError(f"--scene: {scene!r}; the series of a TIFF are numbered 0, 1, ...")
+        series = int(scene)
     from cellvae.io.tiff import open_tiff
 
     with open_tiff(path, series=series, axes=axes) as (meta, data):
@@ -116,6 +137,7 @@ def ingest(
     series: int = 0,
     progress: bool = True,
     unit: str | None = None,
+    scene: str | int | None = None,
 ) -> Path:
     """Convert ``input`` to an NGFF 0.5 multiscale image at ``output``; returns ``output``.
 
@@ -128,22 +150,25 @@ def ingest(
     chunks : chunk size per spatial axis (dict or ``Z Y X`` values); default 64³ / 256².
     overwrite : replace an existing ``output`` (only once the new image is complete).
     series : which series of a multi-series TIFF.
+    scene : which scene (position, region) of a CZI / ND2 / LIF / ... file read through bioio
+        (:mod:`cellvae.io.vendor`), by index or name; default the first. For a TIFF, the
+        series number.
     unit : unit of ``voxel_size`` (e.g. ``"nanometer"``, ``"Å"``); default micrometre. Units
         stored in the input's metadata are kept as they are.
     """
     if unit is not None and voxel_size is None:
         raise ConfigError("unit: give the voxel size it applies to (--voxel-size)")
-    src, out = Path(input), check_output(output, overwrite)
-    if src.resolve() == out.resolve():
+    src, out = as_location(input), check_output(output, overwrite)
+    if not is_url(src) and src.resolve() == out.resolve():
         raise CellvaeError(f"{out}: output must differ from the input")
     with output_lock(out):
-        _ingest_locked(src, out, axes, voxel_size, unit, chunks, overwrite, series, progress)
+        _ingest_locked(src, out, axes, voxel_size, unit, chunks, overwrite, series, progress, scene)
     log.info("ingested %s -> %s", src, out)
     return out
 
 
 def _ingest_locked(
-    src: Path,
+    src: Path | str,
     out: Path,
     axes: str | None,
     voxel_size: VoxelArg,
@@ -152,12 +177,13 @@ def _ingest_locked(
     overwrite: bool,
     series: int,
     progress: bool,
+    scene: str | int | None = None,
 ) -> None:
     """:func:`ingest` once the output is locked against other writers."""
     check_output(out, overwrite)  # another writer may have finished it meanwhile
     tmp = temporary_path(out)
     try:
-        with _open_source(src, axes, series) as (data, ax, voxel, units, names):
+        with _open_source(src, axes, series, scene) as (data, ax, voxel, units, names):
             check_dtype(data.dtype, str(src))
             order = ngff_order(ax)
             data = data.transpose([ax.index(a) for a in order])
@@ -175,11 +201,14 @@ def _ingest_locked(
                 order,
                 voxel_size=voxel,
                 chunks=_chunks(chunks, data.shape, order),
+                shards="auto",
                 units=units,
                 channel_names=names,
             )
-            store_dask(data, target, progress=progress, desc=f"ingest {src.name}")
-        stats = _stats(da.from_zarr(target), order, progress)
+            store_dask(data, target, progress=progress, desc=f"ingest {name_of(src)}")
+        # blocks of >= 64 KiB: the default chunks as they are, small ones grouped (the
+        # percentiles of large images come from random blocks, so blocks stay small)
+        stats = _stats(read_dask(target, budget=2**16), order, progress)
         check_stats(stats, str(src))
         finalize_image(tmp, out, stats=stats, overwrite=overwrite, progress=progress)
     except CellvaeError:

@@ -25,7 +25,8 @@ from cellvae.errors import CellvaeError, ConfigError
 from cellvae.io.atomic import atomic_output, commit, remove_path, temporary_path
 from cellvae.io.axes import check_dtype, ngff_order, normalize_axes, normalize_unit
 from cellvae.io.pyramid import downsample, plan_pyramid
-from cellvae.io.store import default_chunks, default_shards, store_dask
+from cellvae.io.remote import as_location, is_url, join, zarr_target
+from cellvae.io.store import default_chunks, default_shards, read_dask, store_dask
 
 STATS_KEY = "cellvae"
 STATS_VERSION = 1
@@ -37,7 +38,8 @@ class OMEImage:
 
     Attributes
     ----------
-    path : the image group (or plain array) on disk.
+    path : the image group (or plain array): a local :class:`Path`, or a URL string
+        (``https://``, ``s3://``; see :mod:`cellvae.io.remote`) whose chunks are streamed.
     axes : lower-case axis letters in storage order, e.g. ``"zyx"``, ``"czyx"``.
     shape, dtype : of the chosen level.
     voxel_size : physical size of a voxel of the chosen level per spatial axis.
@@ -51,7 +53,7 @@ class OMEImage:
     level : index of the chosen level in ``levels``.
     """
 
-    path: Path
+    path: Path | str
     axes: str
     shape: tuple[int, ...]
     dtype: np.dtype
@@ -70,21 +72,22 @@ class OMEImage:
         return sum(a in "zyx" for a in self.axes)
 
     @property
-    def array_path(self) -> Path:
-        """Path of the zarr array of the chosen level."""
-        sub = self.levels[self.level]
-        return self.path / sub if sub else self.path
+    def array_path(self) -> Path | str:
+        """Path (or URL) of the zarr array of the chosen level."""
+        return join(self.path, self.levels[self.level])
 
     @property
     def array(self) -> zarr.Array:
-        """The zarr array of the chosen level, opened read-only on first access."""
+        """The zarr array of the chosen level, opened read-only on first access (a URL's
+        chunks are fetched as they are read)."""
         if self._array is None:
-            self._array = zarr.open_array(str(self.array_path), mode="r")
+            self._array = zarr.open_array(store=zarr_target(self.array_path), mode="r")
         return self._array
 
     def to_dask(self, chunks: Any = None) -> da.Array:
-        """A dask view of the chosen level (zarr chunks unless ``chunks`` is given)."""
-        return da.from_zarr(self.array, chunks=chunks) if chunks else da.from_zarr(self.array)
+        """A dask view of the chosen level, in blocks of whole stored chunks of ~64 MiB
+        (:func:`cellvae.io.store.read_dask`) unless ``chunks`` is given."""
+        return da.from_zarr(self.array, chunks=chunks) if chunks else read_dask(self.array)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -96,7 +99,9 @@ class OMEImage:
 CONVERTIBLE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-def _open_node(path: Path) -> zarr.Group | zarr.Array:
+def _open_node(path: Path | str) -> zarr.Group | zarr.Array:
+    if is_url(path):
+        return _open_remote_node(path)
     if not path.exists():
         raise CellvaeError(f"{path}: no such file or directory")
     if path.is_file() and path.suffix.lower() in CONVERTIBLE_SUFFIXES:
@@ -108,6 +113,21 @@ def _open_node(path: Path) -> zarr.Group | zarr.Array:
         return zarr.open(store=str(path), mode="r")
     except Exception as err:
         raise CellvaeError(f"{path}: not a readable Zarr store ({type(err).__name__})") from None
+
+
+def _open_remote_node(url: str) -> zarr.Group | zarr.Array:
+    """The group or array at a URL; a missing one, or one that cannot be read, is one line."""
+    target = zarr_target(url)
+    try:
+        return zarr.open(store=target, mode="r")
+    except CellvaeError:
+        raise
+    except FileNotFoundError:
+        raise CellvaeError(f"{url}: no Zarr group or array there") from None
+    except Exception as err:
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0]}" if str(err) else ""
+        reason = reason or type(err).__name__
+        raise CellvaeError(f"{url}: not a readable Zarr store ({reason})") from None
 
 
 def _ome_attrs(group: zarr.Group) -> dict:
@@ -151,7 +171,9 @@ def read_translation(attrs: dict, level: int = 0) -> dict[str, float]:
     return {a: float(t) for a, t in zip(names, shift) if a in "zyx"}
 
 
-def _from_multiscales(path: Path, group: zarr.Group, level: int, axes: str | None) -> OMEImage:
+def _from_multiscales(
+    path: Path | str, group: zarr.Group, level: int, axes: str | None
+) -> OMEImage:
     ms = _ome_attrs(group)["multiscales"][0]
     stored = "".join(a["name"] if isinstance(a, dict) else a for a in ms.get("axes", []))
     levels = [d["path"] for d in ms["datasets"]]
@@ -187,10 +209,11 @@ def _from_multiscales(path: Path, group: zarr.Group, level: int, axes: str | Non
 def open_image(path: str | os.PathLike, level: int = 0, axes: str | None = None) -> OMEImage:
     """Open an NGFF 0.4/0.5 multiscale image, or a plain Zarr array when ``axes`` is given.
 
+    ``path`` is a local path or an ``https://`` / ``s3://`` URL (:mod:`cellvae.io.remote`).
     Only metadata is read; pixels are read through :attr:`OMEImage.array` or
     :meth:`OMEImage.to_dask`. ``axes`` (e.g. ``"zyx"``) overrides stored axis names.
     """
-    path = Path(path)
+    path = as_location(path)
     node = _open_node(path)
     if isinstance(node, zarr.Array):
         if axes is None:
@@ -218,8 +241,8 @@ def open_labels(path: str | os.PathLike, name: str | None = None, axes: str | No
     Returns an :class:`OMEImage` (Zarr) or a :class:`cellvae.io.tiff.TiffMeta` (TIFF); both
     have ``axes``, ``shape``, ``dtype``, ``voxel_size`` and ``to_dask()``.
     """
-    path = Path(path)
-    if path.suffix.lower() in (".tif", ".tiff"):
+    path = as_location(path)
+    if not is_url(path) and path.suffix.lower() in (".tif", ".tiff"):
         from cellvae.io.tiff import read_tiff_meta
 
         return read_tiff_meta(path, axes=axes)
@@ -232,7 +255,7 @@ def open_labels(path: str | os.PathLike, name: str | None = None, axes: str | No
             pick = name or names[0]
             if pick not in names:
                 raise CellvaeError(f"{path}: no label image {pick!r}; found {names}")
-            return open_image(path / "labels" / pick, axes=axes)
+            return open_image(join(path, "labels", pick), axes=axes)
     return open_image(path, axes=axes)
 
 
@@ -355,7 +378,7 @@ def create_image(
     voxel_size: dict[str, float] | None = None,
     chunks: tuple[int, ...] | None = None,
     units: dict[str, str] | None = None,
-    shards: tuple[int, ...] | None = None,
+    shards: tuple[int, ...] | Literal["auto"] | None = None,
     resume: bool = False,
     translation: dict[str, float] | None = None,
     channel_names: list[str] | None = None,
@@ -366,7 +389,8 @@ def create_image(
     ``resume=True`` an existing temporary image of the same shape and dtype is reopened (its
     written chunks kept) instead of being replaced; otherwise any leftover is discarded.
     ``translation`` (physical units per spatial axis) places the first voxel's centre;
-    ``channel_names`` label the channels (NGFF ``omero``).
+    ``channel_names`` label the channels (NGFF ``omero``). ``shards="auto"`` adds shards when
+    the array has many chunks (:func:`cellvae.io.store.default_shards`).
     """
     shape = tuple(int(s) for s in shape)
     ax, voxel = _check_write_args(shape, dtype, axes, voxel_size)
@@ -396,7 +420,7 @@ def _build_levels(
     total: dict[str, int] = {}
     cumulative = [dict(total)]
     for i, step in enumerate(steps, start=1):
-        small = downsample(da.from_zarr(src), image.axes, step, method)
+        small = downsample(read_dask(src), image.axes, step, method)
         chunks = tuple(min(c, s) for c, s in zip(src.chunks, small.shape))
         group = zarr.open_group(str(tmp), mode="r+")
         dst = group.create_array(
@@ -404,6 +428,7 @@ def _build_levels(
             shape=small.shape,
             dtype=src.dtype,
             chunks=chunks,
+            shards=default_shards(small.shape, chunks, image.axes),
             dimension_names=list(image.axes),
             fill_value=0,
         )
@@ -427,7 +452,7 @@ def _inherited_channel_names(image: OMEImage) -> list[str] | None:
 
     record = current_provenance() or {}
     source = record.get("inputs", {}).get("input")
-    if "c" not in image.axes or not source or not Path(source).is_dir():
+    if "c" not in image.axes or not source or not (is_url(source) or Path(source).is_dir()):
         return None
     try:
         names = open_image(source).channel_names

@@ -8,7 +8,8 @@ Every output of a ``cellvae`` verb records one dict::
 where it is stored depends on the format: OME-Zarr ``group.attrs["cellvae"]["provenance"]``
 (beside the intensity ``stats``), Parquet schema metadata ``b"cellvae"`` = JSON
 ``{"provenance": ...}``, JSON files a top-level ``"provenance"`` key, TIFF stacks the
-``cellvae`` entry of tifffile's JSON image description (``{"provenance": ...}``). The
+``cellvae`` entry of tifffile's JSON image description (``{"provenance": ...}``), AnnData
+tables ``uns["cellvae"]["provenance"]``. The
 ``cellvae`` command sets the current record for the verb it runs (:func:`recording`), and the
 writers in :mod:`cellvae.io` attach it, so a verb's outputs carry it without each writer
 being told. :func:`read_provenance` reads any
@@ -34,6 +35,7 @@ ROLES: dict[str, dict[str, str]] = {
     "embed": {"input": "input", "labels": "labels", "ckpt": "ckpt"},
     "blur": {"original": "original", "reconstruction": "recon"},
     "sample": {"ckpt": "ckpt"},
+    "export": {"ckpt": "ckpt", "image": "image"},
 }
 
 _CURRENT: ContextVar[dict | None] = ContextVar("cellvae_provenance", default=None)
@@ -50,8 +52,15 @@ def make_provenance(
         "cellvae_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "command": [str(a) for a in (command or [])],
-        "inputs": {role: os.path.abspath(p) for role, p in inputs.items() if p is not None},
+        "inputs": {role: _absolute(p) for role, p in inputs.items() if p is not None},
     }
+
+
+def _absolute(location: str | os.PathLike) -> str:
+    """A local path made absolute; a URL (``https://``, ``s3://``) kept as it is."""
+    from cellvae.io.remote import is_url
+
+    return str(location) if is_url(location) else os.path.abspath(location)
 
 
 def current_provenance() -> dict[str, Any] | None:
@@ -113,7 +122,7 @@ def tiff_metadata(provenance: dict | None = None) -> dict[str, Any]:
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The provenance stored in an output (OME-Zarr, Parquet, JSON or TIFF), else None."""
+    """The provenance stored in an output (OME-Zarr, Parquet, AnnData, JSON or TIFF), else None."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
@@ -129,6 +138,10 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
             return json.loads(raw)["provenance"] if raw else None
         if suffix == ".json":
             return json.loads(path.read_text()).get("provenance")
+        if suffix == ".h5ad":
+            from cellvae.io.tables import read_table_provenance
+
+            return read_table_provenance(path)
         if suffix in (".tif", ".tiff"):
             import tifffile
 

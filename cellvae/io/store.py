@@ -12,6 +12,8 @@ import zarr
 IO_BLOCK_BYTES = 64 * 2**20
 #: above this many chunks, level 0 is written in shards (fewer, larger files)
 SHARD_MIN_CHUNKS = 4096
+#: 2D chunks below this side are small ones, for streaming: their shards are smaller too
+SMALL_CHUNK = 64
 
 
 def default_chunks(shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
@@ -23,11 +25,18 @@ def default_chunks(shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
 def default_shards(
     shape: tuple[int, ...], chunks: tuple[int, ...], axes: str
 ) -> tuple[int, ...] | None:
-    """Shards of 4 chunks per spatial axis (8 in 2D) when the array has many chunks."""
+    """Shards of 4 chunks per spatial axis (8 in 2D) when the array has many chunks.
+
+    2D chunks smaller than 64 (``--chunks 16 16``, for streaming patches over HTTP/S3) get 4
+    per side: a reader fetches the index of every shard a patch touches, 16 bytes per chunk
+    of the shard, so shards about the size of a patch keep that overhead small (a 64² patch
+    with 16² chunks: ~1 KB of indexes in 64² shards, ~2.3 KB in 128² shards).
+    """
     n_chunks = math.prod(math.ceil(s / c) for s, c in zip(shape, chunks))
     if n_chunks < SHARD_MIN_CHUNKS:
         return None
-    k = 4 if "z" in axes else 8
+    small = min(c for a, c in zip(axes, chunks) if a in "yx") < SMALL_CHUNK
+    k = 4 if "z" in axes or small else 8
     return tuple(
         c if a in "tc" else c * min(k, math.ceil(s / c)) for a, s, c in zip(axes, shape, chunks)
     )
@@ -51,6 +60,14 @@ def io_chunks(
 def write_block(arr: zarr.Array) -> tuple[int, ...]:
     """The unit one writer must own in ``arr``: its shard shape, else its chunk shape."""
     return tuple(arr.shards or arr.chunks)
+
+
+def read_dask(arr: zarr.Array, budget: int = IO_BLOCK_BYTES) -> da.Array:
+    """A dask view of ``arr`` in blocks of whole chunks/shards of about ``budget`` bytes
+    (never less than one chunk/shard): few tasks even when the chunks are small (16² chunks
+    for streaming make 65536 of them on a 4096² image, and as many dask tasks)."""
+    chunks = io_chunks(arr.shape, write_block(arr), np.dtype(arr.dtype).itemsize, budget)
+    return da.from_zarr(arr, chunks=chunks)
 
 
 def store_dask(data: da.Array, arr: zarr.Array, progress: bool = False, desc: str = "") -> None:

@@ -1,11 +1,12 @@
 """A cellvae results folder, read into napari layer data without importing napari.
 
 A results folder holds any of ``recon.ome.zarr``, ``blurmap.ome.zarr``, ``blur.json``,
-``cells.parquet``, ``samples.tif`` and ``report.md`` (what ``make demo`` and the workflow
-write); a parent folder may hold several under ``<image>/<preset>/``. The original image and
-the label image are not copied into the folder: they are found through the provenance that
-every output records (``recon.ome.zarr`` attrs ``["cellvae"]["provenance"]["inputs"]["input"]``
-and the ``b"cellvae"`` schema metadata of ``cells.parquet``, role ``"labels"``).
+``cells.parquet`` (or ``cells.h5ad``), ``samples.tif`` and ``report.md`` (what ``make demo``
+and the workflow write); a parent folder may hold several under ``<image>/<preset>/``. The
+original image and the label image are not copied into the folder: they are found through the
+provenance that every output records (``recon.ome.zarr`` attrs
+``["cellvae"]["provenance"]["inputs"]["input"]`` and the ``b"cellvae"`` schema metadata of
+``cells.parquet``, role ``"labels"``).
 
 :func:`results_layers` returns napari layer-data tuples ``(data, kwargs, layer_type)`` with
 world coordinates in the images' physical units, so the blur map (a grid ``stride`` times
@@ -29,6 +30,7 @@ RESULT_FILES = (
     "blurmap.ome.zarr",
     "blur.json",
     "cells.parquet",
+    "cells.h5ad",
     "samples.tif",
     "report.md",
 )
@@ -74,9 +76,12 @@ def parquet_provenance(path: str | Path) -> dict | None:
         return None
 
 
-def _input(provenance: dict | None, role: str) -> Path | None:
+def _input(provenance: dict | None, role: str) -> Path | str | None:
+    """An input named by provenance: a path, or a URL (``https://``, ``s3://``) as it is."""
+    from cellvae.io.remote import as_location
+
     value = ((provenance or {}).get("inputs") or {}).get(role)
-    return Path(value) if value else None
+    return as_location(value) if value else None
 
 
 def _relative(value: str | None, folder: Path) -> Path | None:
@@ -118,15 +123,16 @@ def read_results(path: str | Path) -> ResultsFolder:
             f"{path}: not a cellvae results folder (none of {', '.join(RESULT_FILES)})"
         )
     res = ResultsFolder(path, {n: path / n for n in RESULT_FILES if (path / n).exists()})
-    missing = [n for n in RESULT_FILES[:4] if n not in res.files]
+    cells = _cells_file(res)
+    missing = [n for n in (*RESULT_FILES[:3], cells) if n not in res.files]
     if missing:
         res.problems.append(f"{path}: no {', '.join(missing)}; showing the rest")
     recon_prov = (
         zarr_provenance(res.files["recon.ome.zarr"]) if "recon.ome.zarr" in res.files else None
     )
-    cells_prov = (
-        parquet_provenance(res.files["cells.parquet"]) if "cells.parquet" in res.files else None
-    )
+    from cellvae.io.provenance import read_provenance
+
+    cells_prov = read_provenance(res.files[cells]) if cells in res.files else None
     if "blur.json" in res.files:
         try:
             res.blur = json.loads(res.files["blur.json"].read_text())
@@ -137,25 +143,37 @@ def read_results(path: str | Path) -> ResultsFolder:
     )
     candidates = [
         ("recon.ome.zarr", _input(recon_prov, "input")),
-        ("cells.parquet", _input(cells_prov, "input")),
+        (cells, _input(cells_prov, "input")),
         ("blurmap.ome.zarr", _input(blur_prov, "original")),
         # cellvae blur's summary names its original as given on the command line
         ("blur.json", _relative((res.blur or {}).get("original"), path)),
     ]
     res.original = _existing(res, "original image", candidates)
-    if "cells.parquet" in res.files:
-        res.labels = _existing(res, "labels", [("cells.parquet", _input(cells_prov, "labels"))])
+    if cells in res.files:
+        res.labels = _existing(res, "labels", [(cells, _input(cells_prov, "labels"))])
     res.ckpt = _input(recon_prov, "ckpt") or _input(cells_prov, "ckpt")
     if res.ckpt is not None and not res.ckpt.exists():
         res.ckpt = None
     return res
 
 
+def _cells_file(res: ResultsFolder) -> str:
+    """The name of the folder's cell table: ``cells.h5ad`` if only that one is there, else
+    ``cells.parquet``."""
+    return (
+        "cells.h5ad"
+        if set(res.files) & {"cells.parquet", "cells.h5ad"} == {"cells.h5ad"}
+        else "cells.parquet"
+    )
+
+
 def _existing(res: ResultsFolder, what: str, candidates: list[tuple[str, Path | None]]):
     """The first candidate path that exists; a problem line if none does."""
     named = [(source, p) for source, p in candidates if source in res.files and p is not None]
+    from cellvae.io.remote import is_url
+
     for _, p in named:
-        if p.exists():
+        if is_url(p) or p.exists():  # a URL is tried when its layer is read
             return p
     if named:
         source, p = named[0]
@@ -170,7 +188,9 @@ def _ngff(path: Path) -> tuple[str, list[np.ndarray], np.ndarray]:
     """Axes, per-level scale and the translation of level 0 of an NGFF multiscale image."""
     import zarr
 
-    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    from cellvae.io.remote import zarr_target
+
+    attrs = dict(zarr.open_group(store=zarr_target(path), mode="r").attrs)
     ms = (attrs.get("ome") or attrs)["multiscales"][0]
     axes = "".join(a["name"] if isinstance(a, dict) else a for a in ms["axes"]).lower()
     top = ms.get("coordinateTransformations") or []
@@ -215,11 +235,14 @@ def _squeeze_channel(axes: str, arrays: list, scales: list[np.ndarray], translat
     )
 
 
-def image_layer(path: Path, name: str, **kwargs: Any) -> LayerData:
-    """An OME-Zarr image (all pyramid levels, lazily) or a TIFF as a napari image layer."""
+def image_layer(path: Path | str, name: str, **kwargs: Any) -> LayerData:
+    """An OME-Zarr image (all pyramid levels, lazily; a path or an https:// or s3:// URL)
+    or a TIFF as a napari image layer."""
     import dask.array as da
 
-    if path.suffix.lower() in (".tif", ".tiff"):
+    from cellvae.io.remote import is_url, zarr_target
+
+    if not is_url(path) and Path(path).suffix.lower() in (".tif", ".tiff"):
         from cellvae.io.tiff import read_tiff_meta
 
         meta = read_tiff_meta(path)
@@ -231,7 +254,7 @@ def image_layer(path: Path, name: str, **kwargs: Any) -> LayerData:
 
         try:
             axes, scales, translation = _ngff(path)
-            group = zarr.open_group(str(path), mode="r")
+            group = zarr.open_group(store=zarr_target(path), mode="r")
             attrs = dict(group.attrs)
             ms = (attrs.get("ome") or attrs)["multiscales"][0]
             arrays = [da.from_zarr(group[ds["path"]]) for ds in ms["datasets"]]
@@ -297,18 +320,10 @@ def labels_layer(path: Path, table, name: str) -> LayerData:
 
 
 def read_table(path: Path):
-    """``cells.parquet`` as a DataFrame with an ``index`` column (the label id)."""
-    import pandas as pd
+    """``cells.parquet`` (or ``.h5ad``) as a DataFrame with an ``index`` column (the label id)."""
+    from cellvae.io.tables import read_cell_table
 
-    try:
-        table = pd.read_parquet(path)
-    except Exception as err:
-        raise CellvaeError(f"{path}: not a readable parquet table ({err})") from None
-    if "index" not in table:
-        if "label" not in table:
-            raise CellvaeError(f"{path}: not a cellvae embed table (no index / label column)")
-        table.insert(0, "index", table["label"])
-    return table.reset_index(drop=True)
+    return read_cell_table(path)
 
 
 def check_table_labels(table, labels) -> str | None:
@@ -436,9 +451,10 @@ def results_layers(path: str | Path) -> tuple[list[LayerData], list[str]]:
                 layer[1]["translate"] = shift
             if layer is not None:
                 layer[1]["metadata"]["blur"] = res.blur
-    if "cells.parquet" in res.files:
+    cells = _cells_file(res)
+    if cells in res.files:
         try:
-            table = read_table(res.files["cells.parquet"])
+            table = read_table(res.files[cells])
         except CellvaeError as err:
             problems.append(str(err))
             table = None
@@ -447,10 +463,10 @@ def results_layers(path: str | Path) -> tuple[list[LayerData], list[str]]:
             if layer is not None and table is not None:
                 mismatch = check_table_labels(table, layer[0])
                 if mismatch:
-                    problems.append(f"{res.files['cells.parquet']}: {mismatch}")
+                    problems.append(f"{res.files[cells]}: {mismatch}")
                     layer[1].pop("features")
             if layer is not None and table is not None and "features" in layer[1]:
-                layer[1]["metadata"]["cells_table"] = str(res.files["cells.parquet"])
+                layer[1]["metadata"]["cells_table"] = str(res.files[cells])
     if "samples.tif" in res.files:
         add(samples_layer, res.files["samples.tif"], f"prior samples [{tag}]")
     for layer in layers:
