@@ -329,6 +329,8 @@ def test_fit_off_a_terminal_prints_progress_lines_and_the_checkpoint(tmp_path):
 def test_epoch_without_a_limit_reads_epoch_n():
     from types import SimpleNamespace
 
+    pytest.importorskip("rich", reason="needs rich (the dev extra) for Lightning's rich bar")
+
     from cellvae.training.callbacks import _rich_bar
 
     bar = _rich_bar()
