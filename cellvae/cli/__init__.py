@@ -32,11 +32,13 @@ VERBS: dict[str, str] = {
     "fit": "lightning",
     "validate": "lightning",
     "test": "lightning",
+    "presets": "presets",
     "reconstruct": "reconstruct",
     "embed": "embed",
     "blur": "blur",
     "sample": "sample",
     "report": "report",
+    "workflow": "workflow",
     "experiment": "experiment",
     "view": "view",
 }

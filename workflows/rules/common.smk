@@ -53,8 +53,20 @@ def labels_of(image):
 
 
 def preset_config(preset):
-    path = Path(config["presets"][preset]["config"])
+    """The run's own config file (an input of fit), or none for a shipped preset."""
+    spec = config["presets"][preset]
+    if "config" not in spec:
+        return []
+    path = Path(spec["config"])
     return str(path if path.is_absolute() else REPO / path)
+
+
+def preset_option(preset):
+    """`--preset NAME` for a preset shipped with cellvae, else `--config FILE`."""
+    spec = config["presets"][preset]
+    if "preset" in spec:
+        return f"--preset {spec['preset']}"
+    return f"--config {preset_config(preset)}"
 
 
 def option_value(value):

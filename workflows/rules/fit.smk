@@ -6,6 +6,7 @@ rule fit:
     output:
         train=directory(f"{RUN}/train"),
     params:
+        preset=lambda wildcards: preset_option(wildcards.preset),
         overrides=lambda wildcards: fit_overrides(wildcards.preset),
     conda:
         "../envs/cellvae.yaml"
@@ -19,7 +20,7 @@ rule fit:
         runtime=res("fit", "runtime"),
         **gpu_resources("fit"),
     shell:
-        "cellvae fit --config {input.config} '--data.paths=[{input.image}]'"
+        "cellvae fit {params.preset} '--data.paths=[{input.image}]'"
         " --trainer.default_root_dir={output.train}"
         " --trainer.logger=lightning.pytorch.loggers.CSVLogger"
         " --trainer.logger.save_dir={output.train} --trainer.logger.version=0"
