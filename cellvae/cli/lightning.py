@@ -176,9 +176,11 @@ def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int
     """
     if use_cache and list(argv) in (["--help"], ["-h"]):
         return _print_help(verb, argv)
+    from cellvae.cli.precheck import check_fit_arguments
     from cellvae.cli.presets import expand_presets
 
     argv = expand_presets(list(argv))
+    check_fit_arguments(argv)  # files named on the command line, before torch is imported
 
     import warnings
 
