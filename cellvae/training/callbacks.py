@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import time
@@ -105,12 +106,12 @@ def _rich_bar():
 def progress_bar(stream=None) -> ProgressBar:
     """The bar for this run: rich (or tqdm) on a terminal, :class:`LineProgress` otherwise."""
     from lightning.pytorch.callbacks import TQDMProgressBar
-    from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 
     stream = stream or sys.stdout
     if not stream.isatty():
         return LineProgress(stream=stream)
-    return _rich_bar() if _RICH_AVAILABLE else TQDMProgressBar()
+    # rich is optional; Lightning's own flag for it moved between releases (private name)
+    return _rich_bar() if importlib.util.find_spec("rich") else TQDMProgressBar()
 
 
 class BriefModelSummary(ModelSummary):
