@@ -125,7 +125,7 @@ class BriefModelSummary(ModelSummary):
         trainable_parameters: int,
         model_size: float,
         total_training_modes: dict[str, int],
-        total_flops: int,
+        total_flops: int = 0,  # counted by lightning >= 2.6 only
         **summarize_kwargs: Any,
     ) -> None:
         from lightning.pytorch.utilities.model_summary.model_summary import (
