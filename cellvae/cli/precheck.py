@@ -57,16 +57,23 @@ def check_checkpoint_file(value: str) -> None:
 
 
 def check_inputs(verb: str, args: argparse.Namespace) -> None:
-    """Check the input files of ``cellvae VERB`` (see :data:`INPUTS`) without torch."""
-    for name, kind in INPUTS.get(verb, ()):
-        value = getattr(args, name, None)
-        if value is None or is_remote(value):
-            continue
+    """Check the input files of ``cellvae VERB`` (see :data:`INPUTS`) without torch: first
+    that every one exists (no import at all), then that checkpoints, images and labels open."""
+    given = [
+        (getattr(args, name), kind)
+        for name, kind in INPUTS.get(verb, ())
+        if getattr(args, name, None) is not None and not is_remote(getattr(args, name))
+    ]
+    for value, kind in given:
+        check_exists(
+            value, "checkpoint not found" if kind == "ckpt" else "no such file or directory"
+        )
+    for value in getattr(args, "interpolate_codes", None) or ():
+        check_exists(value)
+    for value, kind in given:
         if kind == "ckpt":
             check_checkpoint_file(value)
-            continue
-        check_exists(value)
-        if kind == "image":
+        elif kind == "image":
             from cellvae.io.omezarr import open_image
 
             open_image(value)
@@ -74,8 +81,6 @@ def check_inputs(verb: str, args: argparse.Namespace) -> None:
             from cellvae.io.omezarr import open_labels
 
             open_labels(value, axes=getattr(args, "axes", None))
-    for value in getattr(args, "interpolate_codes", None) or ():
-        check_exists(value)
 
 
 def _option_values(argv: Sequence[str], *names: str) -> list[str]:
