@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 import time
@@ -106,12 +105,12 @@ def _rich_bar():
 def progress_bar(stream=None) -> ProgressBar:
     """The bar for this run: rich (or tqdm) on a terminal, :class:`LineProgress` otherwise."""
     from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 
     stream = stream or sys.stdout
     if not stream.isatty():
         return LineProgress(stream=stream)
-    # rich is optional; Lightning's own flag for it moved between releases (private name)
-    return _rich_bar() if importlib.util.find_spec("rich") else TQDMProgressBar()
+    return _rich_bar() if _RICH_AVAILABLE else TQDMProgressBar()
 
 
 class BriefModelSummary(ModelSummary):
@@ -125,7 +124,7 @@ class BriefModelSummary(ModelSummary):
         trainable_parameters: int,
         model_size: float,
         total_training_modes: dict[str, int],
-        total_flops: int = 0,  # counted by lightning >= 2.6 only
+        total_flops: int,
         **summarize_kwargs: Any,
     ) -> None:
         from lightning.pytorch.utilities.model_summary.model_summary import (
