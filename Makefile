@@ -1,6 +1,9 @@
 # The README's two commands:
 #   make demo  -- set up .venv and run the whole pipeline on a bundled/generated sample
 #   make test  -- set up .venv (plus the GUI test prerequisites) and run ruff and pytest
+# and CI's second job (.ci/run runs both):
+#   make test-lowest -- every dependency at the floor pyproject.toml declares (.venv-lowest,
+#                       resolved by uv), then the non-GUI tests (.ci/lowest)
 #
 # EXTRAS includes the optional ecosystem extras (export, anndata, remote, formats) so CI runs
 # their tests; without them those tests are skipped.
@@ -16,7 +19,7 @@ EXTRAS ?= samples,dev,gui-test,workflows,export,anndata,remote,formats
 comma  := ,
 STAMP  := $(VENV)/.cellvae-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: demo test lint venv gui-deps clean mutation
+.PHONY: demo test test-lowest lint venv gui-deps clean mutation
 
 venv: $(STAMP)
 
@@ -52,6 +55,9 @@ lint: $(STAMP)
 test: $(STAMP) gui-deps lint
 	$(BIN)/pytest
 
+test-lowest: $(STAMP)
+	PYTHON=$(PYTHON) VENV_MAIN=$(VENV) .ci/lowest
+
 # Mutation testing (not in CI; slow): kill rate per package, see scripts/mutation.sh.
 # Narrow it with PACKAGES="io metrics".
 mutation: $(STAMP)
@@ -59,4 +65,4 @@ mutation: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/mutation.sh $(PACKAGES)
 
 clean:
-	rm -rf runs data/generated .pytest_cache .ruff_cache
+	rm -rf runs data/generated .pytest_cache .ruff_cache .venv-lowest

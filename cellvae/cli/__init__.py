@@ -32,12 +32,14 @@ VERBS: dict[str, str] = {
     "fit": "lightning",
     "validate": "lightning",
     "test": "lightning",
+    "presets": "presets",
     "reconstruct": "reconstruct",
     "embed": "embed",
     "blur": "blur",
     "sample": "sample",
     "export": "export",
     "report": "report",
+    "workflow": "workflow",
     "experiment": "experiment",
     "view": "view",
 }
@@ -74,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_recorded(verb: str, args: argparse.Namespace, argv: list[str]) -> int:
-    """Run a verb with its provenance record set, so every output it writes carries it."""
+    """Check its input files (fast, before torch), then run a verb with its provenance record
+    set, so every output it writes carries it."""
+    from cellvae.cli.precheck import check_inputs
     from cellvae.io.provenance import for_command, recording
+
+    check_inputs(verb, args)
 
     with recording(for_command(verb, args, argv)):
         return _verb_module(verb).run(args)

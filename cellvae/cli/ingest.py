@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 HELP = (
     "convert a TIFF, OME-TIFF, (OME-)Zarr, PNG, JPEG, CZI, ND2 or LIF image into OME-Zarr 0.5 "
@@ -58,8 +61,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+@contextmanager
+def _parent_folders(output: str) -> Iterator[None]:
+    """Create the missing folders above ``output`` (as the presets' ``data/generated/``);
+    remove them again, if still empty, when the command fails."""
+    from cellvae.errors import CellvaeError
+
+    parent = Path(output).absolute().parent
+    missing = [p for p in (parent, *parent.parents) if not p.exists()]
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise CellvaeError(f"{output}: cannot create its folder {parent} ({reason})") from None
+    try:
+        yield
+    except BaseException:
+        for folder in missing:  # deepest first
+            with suppress(OSError):
+                folder.rmdir()
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
     """Ingest ``args.input`` (or the sample ``args.sample``) into ``args.output``."""
+    with _parent_folders(args.output):
+        return _ingest(args)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    """:func:`run` once the output's folder exists."""
     from cellvae.io.atomic import claim_outputs
 
     with claim_outputs([args.output], args.overwrite):

@@ -1,5 +1,8 @@
 """``cellvae fit | validate | test --config FILE``: training through LightningCLI.
 
+``--preset NAME`` is ``--config`` with a preset shipped in the package, at the same place
+among the options (:func:`cellvae.cli.presets.expand_presets`).
+
 The ``model:`` section of a config is :class:`cellvae.training.module.VAEModule`'s constructor,
 ``data:`` is :class:`cellvae.data.datamodule.CellDataModule`'s and ``trainer:`` Lightning's
 ``Trainer``. The data's ``ndim`` and ``patch_size`` are copied to the model when the config is
@@ -32,7 +35,8 @@ from contextlib import ExitStack
 from cellvae.errors import CellvaeError
 
 _HELP = {
-    "fit": "train a VAE from a YAML config (LightningCLI; see configs/)",
+    "fit": "train a VAE from a shipped preset (--preset NAME; cellvae presets lists them) or "
+    "a YAML config (-c FILE)",
     "validate": "score a checkpoint on the validation patches (bits/dim, IWAE, active units)",
     "test": "score a checkpoint on the test patches",
 }
@@ -40,7 +44,7 @@ _HELP = {
 
 #: the usage line after ``cellvae VERB`` (the full option list follows in the help)
 USAGE = (
-    "[-h] [-c CONFIG.yaml] [--print_config] [--ckpt_path CKPT] "
+    "[-h] [--preset NAME | -c CONFIG.yaml] [--print_config] [--ckpt_path CKPT] "
     "[--trainer.KEY VALUE] [--model.KEY VALUE] [--data.KEY VALUE] ..."
 )
 
@@ -302,6 +306,11 @@ def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int
         return _print_help(verb, argv)
     if verb == "fit":
         _note_early_signals()
+    from cellvae.cli.precheck import check_fit_arguments
+    from cellvae.cli.presets import expand_presets
+
+    argv = expand_presets(list(argv))
+    check_fit_arguments(argv)  # files named on the command line, before torch is imported
 
     import warnings
 

@@ -96,8 +96,15 @@ def _open_source(
         yield data, meta.axes, meta.voxel_size, meta.units, meta.channel_names
 
 
-def _spatial_values(name: str, values: VoxelArg, axes: str) -> dict[str, float]:
-    """A per-axis dict from a dict or from values listed in ``Z Y X`` order."""
+def _spatial_values(
+    name: str, values: VoxelArg, axes: str, drop_z: bool = False, source: str = "the image"
+) -> dict[str, float]:
+    """A per-axis dict from a dict or from values listed in ``Z Y X`` order.
+
+    A count of values that differs from the number of spatial axes is refused, except that
+    ``drop_z`` lets a 2D image ignore the first of three values (harmless for chunk sides; a
+    voxel size must never lose a value silently).
+    """
     if values is None:
         return {}
     space = spatial_axes(axes)
@@ -105,11 +112,12 @@ def _spatial_values(name: str, values: VoxelArg, axes: str) -> dict[str, float]:
         out = {k.lower(): v for k, v in values.items()}
     else:
         values = list(values)
-        if len(values) == 3 and len(space) == 2:
+        if drop_z and len(values) == 3 and len(space) == 2:
             values = values[1:]
         if len(values) != len(space):
             raise ConfigError(
-                f"{name}: {len(values)} values given but the image has spatial axes {space!r}"
+                f"{name}: {len(values)} values given but {source} has {len(space)} spatial "
+                f"axes; give {len(space)}, in the order {' '.join(space.upper())}"
             )
         out = dict(zip(space, values))
     unknown = set(out) - set(space)
@@ -119,7 +127,7 @@ def _spatial_values(name: str, values: VoxelArg, axes: str) -> dict[str, float]:
 
 
 def _chunks(chunks: VoxelArg, shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
-    given = _spatial_values("chunks", chunks, axes)
+    given = _spatial_values("chunks", chunks, axes, drop_z=True)
     base = default_chunks(shape, axes)
     out = tuple(int(given.get(a, c)) for a, c in zip(axes, base))
     if any(c < 1 for c in out):
@@ -187,7 +195,7 @@ def _ingest_locked(
             check_dtype(data.dtype, str(src))
             order = ngff_order(ax)
             data = data.transpose([ax.index(a) for a in order])
-            given = _spatial_values("voxel_size", voxel_size, order)
+            given = _spatial_values("voxel_size", voxel_size, order, source=str(src))
             if given:
                 unit = normalize_unit(given_unit) or "micrometer"
                 units = {a: u for a, u in units.items() if a not in given} | {

@@ -268,7 +268,7 @@ def test_validate_and_test_help_name_their_own_verb(verb, tmp_path, monkeypatch,
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert main([verb, "--help"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith(f"usage: cellvae {verb} [-h] [-c CONFIG.yaml]")
+    assert text.startswith(f"usage: cellvae {verb} [-h] [--preset NAME | -c CONFIG.yaml]")
     assert "fit" not in text.splitlines()[0]
     assert "Customize every aspect of training" not in text
 
@@ -328,6 +328,8 @@ def test_fit_off_a_terminal_prints_progress_lines_and_the_checkpoint(tmp_path):
 
 def test_epoch_without_a_limit_reads_epoch_n():
     from types import SimpleNamespace
+
+    pytest.importorskip("rich", reason="needs rich (the dev extra) for Lightning's rich bar")
 
     from cellvae.training.callbacks import _rich_bar
 

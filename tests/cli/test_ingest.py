@@ -90,3 +90,22 @@ def test_cli_sets_voxel_size_and_chunks(tmp_path):
     image = open_image(out)
     assert image.voxel_size == {"z": 2.0, "y": 0.5, "x": 0.5}
     assert image.array.chunks == (2, 16, 16)
+
+
+def test_three_voxel_sizes_on_a_2d_image_are_refused_in_one_line(tmp_path, capsys):
+    src = _tiff(tmp_path / "in.tif", np.arange(1024, dtype=np.uint16).reshape(32, 32), "YX")
+    out = tmp_path / "out.zarr"
+    code = main(["ingest", str(src), "-o", str(out), "--voxel-size", "5", "0.6", "0.7"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.endswith("in.tif has 2 spatial axes; give 2, in the order Y X")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_missing_output_folders_are_made_and_removed_again_on_failure(tmp_path):
+    """The presets read data/generated/NAME.ome.zarr: ingest makes data/generated/ as needed."""
+    src = _tiff(tmp_path / "in.tif", np.arange(1024, dtype=np.uint16).reshape(32, 32), "YX")
+    assert main(["ingest", str(tmp_path / "none.tif"), "-o", str(tmp_path / "a/b/o.zarr")]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+    assert main(["ingest", str(src), "-o", str(tmp_path / "a/b/o.zarr"), "--no-progress"]) == 0
+    assert (tmp_path / "a" / "b" / "o.zarr" / "zarr.json").is_file()

@@ -15,6 +15,7 @@ import pytest
 import tifffile
 import zarr
 
+from cellvae.errors import ConfigError
 from cellvae.inference.layout import Layout
 from cellvae.io.ingest import ingest
 from cellvae.io.omezarr import open_image
@@ -97,11 +98,21 @@ def _plain(tmp_path, axes: str, shape: tuple[int, ...]):
 
 
 @pytest.mark.parametrize("axes", ["yx", "xy", "cyx", "yxc"])
-def test_2d_image_given_three_voxel_sizes_takes_y_and_x(tmp_path, axes):
+def test_2d_image_given_three_voxel_sizes_is_refused_and_writes_nothing(tmp_path, axes):
     shape = tuple({"c": 2, "y": 40, "x": 30}[a] for a in axes)
     src = _plain(tmp_path, axes, shape)
-    out = ingest(src, tmp_path / "o.zarr", axes=axes, voxel_size=(5.0, 0.3, 0.7), progress=False)
-    assert open_image(out).voxel_size == {"y": 0.3, "x": 0.7}
+    message = rf"^voxel_size: 3 values given but .*{axes}\.zarr has 2 spatial axes; give 2, "
+    message += r"in the order Y X$"
+    with pytest.raises(ConfigError, match=message):
+        ingest(src, tmp_path / "o.zarr", axes=axes, voxel_size=(5.0, 0.3, 0.7), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+@pytest.mark.parametrize("values", [(0.3,), (2.0, 0.3, 0.7, 0.7)])
+def test_3d_image_given_another_count_of_voxel_sizes_is_refused(tmp_path, values):
+    src = _plain(tmp_path, "zyx", (4, 40, 30))
+    with pytest.raises(ConfigError, match=rf"^voxel_size: {len(values)} values given but "):
+        ingest(src, tmp_path / "o.zarr", axes="zyx", voxel_size=values, progress=False)
 
 
 def test_2d_image_given_two_voxel_sizes_takes_them_as_y_x(tmp_path):

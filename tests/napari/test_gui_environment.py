@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("napari")
+pytest.importorskip("napari", reason="needs the napari extra: pip install 'cellvae[napari]'")
 pytestmark = pytest.mark.gui
 
 

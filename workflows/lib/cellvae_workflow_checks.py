@@ -125,9 +125,23 @@ def check_preset_names(images: Mapping[str, Any], presets: Iterable[str]) -> Non
                 )
 
 
+def check_shipped_presets(presets: Mapping[str, Any]) -> None:
+    """Every ``preset: NAME`` names a preset shipped with the installed cellvae."""
+    from cellvae.cli.shipped import preset_path
+    from cellvae.errors import CellvaeError
+
+    for name, spec in presets.items():
+        if "preset" in spec:
+            try:
+                preset_path(spec["preset"])
+            except CellvaeError as error:
+                raise ConfigProblem(f"config: presets.{name}.preset: {error}") from None
+
+
 def check_fit_config(config: Mapping[str, Any], repo: Path) -> None:
     """The presets each image names exist, and every override is a ``cellvae fit`` option."""
     check_preset_names(config["images"], config["presets"])
+    check_shipped_presets(config["presets"])
     names = fit_option_names(repo)
     for name, preset in config["presets"].items():
         check_overrides(preset.get("overrides", {}), f"config: presets.{name}.overrides", names)

@@ -71,8 +71,30 @@ def labels_of(image):
 
 
 def preset_config(preset):
-    path = Path(config["presets"][preset]["config"])
+    """The run's own config file (an input of fit), or none for a shipped preset."""
+    spec = config["presets"][preset]
+    if "config" not in spec:
+        return []
+    path = Path(spec["config"])
     return str(path if path.is_absolute() else REPO / path)
+
+
+def preset_option(preset):
+    """`--preset NAME` for a preset shipped with cellvae, else `--config FILE`."""
+    spec = config["presets"][preset]
+    if "preset" in spec:
+        return f"--preset {shlex.quote(spec['preset'])}"
+    return f"--config {shlex.quote(preset_config(preset))}"
+
+
+def preset_file(preset):
+    """The YAML file the run's fit starts from: the user's config, or the shipped preset's."""
+    spec = config["presets"][preset]
+    if "preset" in spec:
+        from cellvae.cli.shipped import preset_path
+
+        return str(preset_path(spec["preset"]))
+    return preset_config(preset)
 
 
 def fit_overrides(preset):
@@ -94,7 +116,7 @@ def fit_workers(preset):
     import yaml
 
     try:
-        data = yaml.safe_load(Path(preset_config(preset)).read_text()).get("data") or {}
+        data = yaml.safe_load(Path(preset_file(preset)).read_text()).get("data") or {}
     except (OSError, AttributeError):
         return 0
     return int(data.get("num_workers") or 0)

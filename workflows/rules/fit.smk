@@ -26,6 +26,7 @@ rule fit:
         **fit_resources(),
         attempt=lambda wildcards, attempt: attempt,  # 1: a fresh job, > 1: a retry
     params:
+        preset=lambda wildcards: preset_option(wildcards.preset),
         overrides=lambda wildcards: fit_overrides(wildcards.preset),
         devices=fit_devices(),
         work=f"{RUN}/train.work",
@@ -52,7 +53,7 @@ rule fit:
         if [ -n "${{SLURM_JOB_ID:-}}" ]; then
           launch="srun --ntasks={params.tasks} --kill-on-bad-exit=1"
         fi
-        $launch cellvae fit --config {input.config:q} "--data.paths=[$data]" \
+        $launch cellvae fit {params.preset} "--data.paths=[$data]" \
           --trainer.default_root_dir="$work" --ckpt_path auto \
           --trainer.enable_progress_bar=false {params.devices} {params.overrides} 2>&1 \
           | tee -a "$work/fit.log" >> {log:q}
