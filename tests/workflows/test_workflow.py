@@ -230,11 +230,22 @@ def test_reordered_overrides_retrain_nothing(cellvae_env, tiny_image, tiny_run, 
 
 
 @pytest.mark.slow
-def test_touched_labels_rerun_the_cell_table(cellvae_env, tiny_image, tiny_run):
+def test_edited_labels_rerun_the_cell_table(cellvae_env, tiny_image, tiny_run):
+    """Labels are an input of embed: editing them reruns embed (and the report), not the fit.
+    Touching them without a change reruns nothing (Snakemake compares stored checksums)."""
     _, _, args = tiny_run
     labels = tiny_image[1]
-    os.utime(labels)  # edited after the cell table was made
-    done = snakemake(cellvae_env, "-n", *args)
+    before = labels.read_bytes()
+    os.utime(labels)
+    touched = snakemake(cellvae_env, "-n", *args)
+    assert "Nothing to be done" in touched.stdout + touched.stderr
+    edited = tifffile.imread(labels)
+    edited[edited == edited.max()] = 0  # the user deletes one object
+    try:
+        tifffile.imwrite(labels, edited)
+        done = snakemake(cellvae_env, "-n", *args)
+    finally:
+        labels.write_bytes(before)
     output = done.stdout + done.stderr
     assert "Job stats:" in output, output[-3000:]
     counts = _job_counts(output)
