@@ -112,6 +112,13 @@ class SlurmRequeue(L.Callback):
         if early.isdigit() and int(early) in self.signals:  # came while the job was starting
             self._flag(int(early), None)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning registers its own SIGTERM handler after on_fit_start, composed with ours;
+        # it broadcasts inside the handler and raises SIGTERMException at the next batch
+        # start, which can win the race against our save at the batch end. Ours alone, again.
+        for signum in self.signals:
+            signal.signal(signum, self._flag)
+
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)

@@ -225,3 +225,34 @@ def test_a_signal_noted_while_the_job_started_is_acted_on_at_the_first_step(
         _teardown(world, trainers)
     assert trainers[0].saved == [1] and scontrol == [["scontrol", "requeue", "4242"]]
     assert rq.EARLY_SIGNAL_ENV not in os.environ  # used once
+
+
+def test_a_real_fit_handles_sigterm_alone_and_stops_after_saving(tmp_path, scontrol):
+    """Lightning composes its own SIGTERM handler with ours after on_fit_start; that one sets
+    `received_sigterm` (then SIGTERMException at the next batch start, racing our save)."""
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    class TermAtStep2(BoringModel):
+        def training_step(self, batch, batch_idx):
+            if self.global_step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().training_step(batch, batch_idx)
+
+    trainer = L.Trainer(
+        default_root_dir=tmp_path,
+        max_steps=10,
+        callbacks=[rq.SlurmRequeue(requeue=False)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
+    trainer.fit(TermAtStep2())
+    assert not trainer.received_sigterm
+    assert trainer.global_step == 3
+    (saved,) = rq.hpc_checkpoints(tmp_path)
+    assert rq.checkpoint_step(saved) == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
