@@ -15,7 +15,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
-EXTRAS ?= samples,dev,gui-test,workflows,export,anndata,remote,formats
+EXTRAS ?= samples,dev,gui-test,workflows,slurm,export,anndata,remote,formats
 comma  := ,
 STAMP  := $(VENV)/.cellvae-$(subst $(comma),-,$(EXTRAS))
 
