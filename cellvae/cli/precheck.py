@@ -25,8 +25,9 @@ INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "blur": (("original", "path"), ("recon", "path")),
     "sample": (("ckpt", "ckpt"), ("embeddings", "path"), ("image", "image")),
 }
-#: checkpoint names that Lightning resolves itself (``--ckpt_path last``)
-LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
+#: checkpoint names resolved at run time: Lightning's (``--ckpt_path last``) and cellvae's
+#: ``auto`` (the run folder's newest valid checkpoint, or a fresh start)
+LIGHTNING_CKPT_NAMES = ("auto", "last", "best", "hpc", "registry")
 
 
 def is_remote(value: str) -> bool:

@@ -160,3 +160,9 @@ def test_remote_addresses_are_left_to_the_verb():
 def test_options_that_read_nothing_are_not_refused(files):
     check_fit_arguments(["--config", str(files["config"]), "--print_config"])
     check_fit_arguments(["--config", "{trainer: {max_steps: 2}}", "--ckpt_path", "last"])
+
+
+def test_ckpt_path_auto_is_resolved_by_fit_not_refused():
+    # the workflow's resumable fit passes --ckpt_path auto on its first run, with no checkpoint
+    check_fit_arguments(["--config", "{trainer: {max_steps: 2}}", "--ckpt_path", "auto"])
+    check_fit_arguments(["--config", "{trainer: {max_steps: 2}}", "--ckpt_path=auto"])

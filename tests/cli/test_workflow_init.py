@@ -72,4 +72,5 @@ def test_initialised_workflow_dry_runs_from_its_folder_with_shipped_presets(tmp_
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "cellvae fit --preset 2d_hier_dlogistic '--data.paths=[runs/demo/" in done.stdout
+    assert 'cellvae fit --preset 2d_hier_dlogistic "--data.paths=[$data]"' in done.stdout
+    assert "data=runs/demo/" in done.stdout  # the shipped config's outdir, from its folder

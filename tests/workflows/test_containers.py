@@ -36,7 +36,7 @@ def test_conda_env_installs_this_repository_on_a_pinned_torch():
     env = yaml.safe_load((REPO / "workflows" / "envs" / "cellvae.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert "torch==2.13.0" in pip
-    assert "../..[samples,workflows]" in pip  # this checkout, not an index
+    assert "../..[samples,slurm]" in pip  # this checkout, not an index
     assert (REPO / "workflows" / "envs" / "../../pyproject.toml").is_file()
 
 

@@ -25,5 +25,5 @@ if [ -n "$index" ]; then
 else
   "$python" -m pip install "$torch"
 fi
-"$python" -m pip install "$source_dir[samples,workflows]"
+"$python" -m pip install "$source_dir[samples,slurm]"
 "$python" -m cellvae --version
