@@ -65,6 +65,10 @@ def check_inputs(verb: str, args: argparse.Namespace) -> None:
         for name, kind in INPUTS.get(verb, ())
         if getattr(args, name, None) is not None and not is_remote(getattr(args, name))
     ]
+    if verb == "embed" and getattr(args, "output", None):
+        from cellvae.io.tables import check_table_output
+
+        check_table_output(args.output)  # a missing extra is named before any input is read
     for value, kind in given:
         check_exists(
             value, "checkpoint not found" if kind == "ckpt" else "no such file or directory"
