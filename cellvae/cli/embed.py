@@ -23,6 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|all",
         help="time point of a time-lapse to embed, or 'all' (adds a t column)",
     )
+    parser.add_argument(
+        "--labels-static",
+        action="store_true",
+        help="with --t all: apply labels of a single frame to every time point (warns)",
+    )
+    parser.add_argument(
+        "--keep-neighbours",
+        action="store_true",
+        help="keep the other cells in each cell's crop (default: masked by background)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="cells per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -50,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             label_axes=args.axes,
             t=t,
+            neighbours="kept" if args.keep_neighbours else "masked",
+            labels_static=args.labels_static,
         )
     print(f"wrote {args.output} ({len(table)} cells)")
     return 0

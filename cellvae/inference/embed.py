@@ -2,8 +2,12 @@
 
 Cell geometry (centroid, bounding box, voxel count) is accumulated slab by slab over the label
 image, so memory does not grow with the image. Each cell's crop (the model's patch, centred on
-the rounded centroid, mirrored where it leaves the image) is read per batch, quantized and
-encoded; the posterior mean and log-variance become columns ``z_mean_i`` / ``z_logvar_i``.
+the rounded centroid, mirrored where it leaves the image) is read per batch; by default
+everything but the cell is masked (set to the crop's background level), so the code describes
+this cell and not its neighbours, unlabelled objects or its own mirror image at the border.
+The crop is quantized and encoded; the posterior mean and log-variance become columns
+``z_mean_i`` / ``z_logvar_i``, and the column ``neighbours`` says whether neighbours were
+``masked`` or ``kept``.
 ``pca_0/1`` (and ``umap_0/1`` when umap-learn is installed) give a 2D map for plotting. The
 ``index`` column holds the label id, which is how napari matches ``features`` rows to labels.
 """
@@ -119,6 +123,78 @@ def crop_centered(image, center: Sequence[int], patch: Sequence[int]) -> np.ndar
     return np.pad(crop, pad, mode="symmetric") if any(sum(p) for p in pad) else crop
 
 
+NEIGHBOURS = ("masked", "kept")
+#: the cell's mask is grown by this many voxels before the rest is masked (its blurred rim)
+MASK_GROW = 2
+
+
+def isolate_cell(crop: np.ndarray, own: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
+    """``crop`` ``(C, *S)`` with everything farther than :data:`MASK_GROW` voxels from the
+    cell (``own``, a boolean ``S`` mask), and everything outside the image (``inside``
+    false: the mirrored border of the crop), set to the crop's background level.
+
+    The background level is, per channel, the median of the voxels outside the grown cell:
+    robust to other cells as long as they cover less than half of that region. Neighbours,
+    unlabelled objects and the mirrored copy of a cell at the image border are all removed,
+    so the crop shows this cell alone, at the centre.
+    """
+    from scipy import ndimage
+
+    if not own.any():
+        return crop
+    grown = ndimage.binary_dilation(own, iterations=MASK_GROW)
+    if inside is not None:
+        grown &= inside
+    if grown.all():
+        return crop
+    out = crop.copy()
+    for c in range(crop.shape[0]):
+        out[c][~grown] = np.median(crop[c][~grown])
+    return out
+
+
+def inside_image(center: Sequence[int], patch: Sequence[int], spatial: Sequence[int]) -> np.ndarray:
+    """Boolean ``patch`` mask of the voxels of a centred crop that lie inside the image (the
+    rest is mirrored by :func:`crop_centered`)."""
+    inside = np.ones(tuple(int(p) for p in patch), dtype=bool)
+    for axis, (c, p, s) in enumerate(zip(center, patch, spatial)):
+        pos = np.arange(p) + int(c) - p // 2
+        shape = [1] * len(patch)
+        shape[axis] = p
+        inside &= ((pos >= 0) & (pos < s)).reshape(shape)
+    return inside
+
+
+def cell_crops(
+    image, labels, table: pd.DataFrame, names: str, patch: Sequence[int], neighbours: str
+) -> np.ndarray:
+    """The centred crops ``(N, C, *patch)`` of the cells in ``table`` (rows of
+    :func:`measure_cells`), the cell alone (``masked``, :func:`isolate_cell`) or with what
+    surrounds it (``kept``)."""
+    if neighbours not in NEIGHBOURS:
+        raise CellvaeError(f"neighbours: {neighbours!r}; choose one of {', '.join(NEIGHBOURS)}")
+    centers = np.rint(table[[f"centroid_{a}" for a in names]].to_numpy()).astype(np.int64)
+    crops = []
+    for label, center in zip(table["label"].to_numpy(), centers):
+        crop = crop_centered(image, center, patch)
+        if neighbours == "masked":
+            label_crop = crop_centered(_Leading(labels), center, patch)[0]
+            inside = inside_image(center, patch, labels.shape)
+            crop = isolate_cell(crop, (label_crop == label) & inside, inside)
+        crops.append(crop)
+    return np.stack(crops)
+
+
+class _Leading:
+    """A lazily indexable array seen with a leading axis of length 1 (labels as ``(1, *S)``)."""
+
+    def __init__(self, array):
+        self.array, self.shape = array, (1, *array.shape)
+
+    def __getitem__(self, index):
+        return np.asarray(self.array[index[1:]])[None]
+
+
 @torch.no_grad()
 def cell_embeddings(
     vae: torch.nn.Module,
@@ -130,6 +206,7 @@ def cell_embeddings(
     batch_size: int = 64,
     progress: bool = True,
     source: str = "labels",
+    neighbours: str = "masked",
 ) -> pd.DataFrame:
     """Geometry and latent posterior of every labelled cell, one row per cell.
 
@@ -142,6 +219,7 @@ def cell_embeddings(
     quantizers : one per channel, raw → model input.
     patch : crop shape (the model's patch).
     batch_size : cells encoded per forward pass (crops are read per batch).
+    neighbours : ``masked`` (all but the cell set to the background level) or ``kept``.
     """
     from tqdm.auto import tqdm
 
@@ -150,21 +228,20 @@ def cell_embeddings(
             f"labels: shape {tuple(labels.shape)} differs from the image's {tuple(image.shape[1:])}"
         )
     table = measure_cells(labels, names, source)
-    centers = np.rint(table[[f"centroid_{a}" for a in names]].to_numpy()).astype(np.int64)
     means, logvars = [], []
     device = device_of(vae)
     for start in tqdm(
         range(0, len(table), batch_size), desc="embed", unit="batch", disable=not progress
     ):
-        crops = np.stack(
-            [crop_centered(image, c, patch) for c in centers[start : start + batch_size]]
-        )
+        rows = table.iloc[start : start + batch_size]
+        crops = cell_crops(image, labels, rows, names, patch, neighbours)
         x = torch.from_numpy(to_input(crops.astype(np.float32), quantizers)).to(device)
         mean, logvar = vae.embed(x)
         means.append(mean.float().cpu().numpy())
         logvars.append(logvar.float().cpu().numpy())
     mean, logvar = np.concatenate(means), np.concatenate(logvars)
     table.insert(0, "index", table["label"])
+    table["neighbours"] = neighbours
     latent = {f"z_mean_{i}": mean[:, i] for i in range(mean.shape[1])}
     latent |= {f"z_logvar_{i}": logvar[:, i] for i in range(logvar.shape[1])}
     table = pd.concat([table, pd.DataFrame(latent, index=table.index)], axis=1)
@@ -208,6 +285,26 @@ def _frames(image, t: int | str | None, source: str) -> list[int | None]:
     return [t] if "t" in image.axes else [None]
 
 
+def _check_static_labels(lab, frames: list, labels_static: bool, source: str) -> None:
+    """Refuse single-frame labels for several time points unless ``labels_static`` (then warn)."""
+    import warnings
+
+    timed = "t" in lab.axes and lab.shape[lab.axes.index("t")] > 1
+    if timed or len(frames) < 2:
+        return
+    if not labels_static:
+        raise CellvaeError(
+            f"{source}: labels of one frame for {len(frames)} time points; give labels with a "
+            "t axis, embed one time point (--t N), or pass --labels-static to apply these "
+            "labels to every frame"
+        )
+    warnings.warn(
+        f"{source}: the same labels are applied to all {len(frames)} time points "
+        "(--labels-static); cells that move are embedded where the labels put them",
+        stacklevel=3,
+    )
+
+
 def _label_frame(lab_array, lab_axes: str, names: str, t: int | None, source: str):
     """The spatial ``names`` part of the labels at time ``t`` (static labels: all times)."""
     index, kept = [], ""
@@ -240,12 +337,17 @@ def embed_file(
     progress: bool = True,
     label_axes: str | None = None,
     t: int | str | None = None,
+    neighbours: str = "masked",
+    labels_static: bool = False,
 ):
     """``cellvae embed``: embed every cell of ``labels`` in the OME-Zarr ``input`` to parquet.
 
     ``t`` picks one time point of a time-lapse, or ``"all"`` embeds every one (a ``t``
-    column says which); labels with a time axis follow the image, labels without one apply
-    to every time point. ``label_axes`` names the axes of a label TIFF without metadata.
+    column says which); labels with a time axis follow the image. Labels of a single frame
+    are applied to every time point of ``"all"`` only with ``labels_static`` (cells that
+    move would otherwise be embedded at the wrong places without a word), with a warning.
+    ``neighbours`` masks (default) or keeps the other cells in each crop.
+    ``label_axes`` names the axes of a label TIFF without metadata.
     Refuses (one line, nothing written) a 2D model on a volume, labels of another shape,
     labels that are not whole numbers >= 0, empty labels and an existing output without
     ``overwrite``.
@@ -261,6 +363,7 @@ def embed_file(
     frames = _frames(image, t, str(input))
     lab = open_labels(labels, axes=label_axes)
     check_label_dtype(lab.dtype, str(labels))
+    _check_static_labels(lab, frames, labels_static, str(labels))
     vae, hparams = load_model(ckpt)
     layout = Layout.of(image.axes, vae.ndim, source=str(input))
     if any(image.shape[p] > 1 for p in layout.loop if image.axes[p] != "t"):
@@ -304,6 +407,7 @@ def embed_file(
             batch_size,
             progress,
             source=str(labels),
+            neighbours=neighbours,
         )
         if frame is not None and (t == "all" or image.shape[image.axes.index("t")] > 1):
             part.insert(1, "t", frame)
