@@ -33,6 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep the other cells in each cell's crop (default: masked by background)",
     )
+    parser.add_argument(
+        "--finetune",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="first fine-tune the model on the cells' centred crops for STEPS updates "
+        "(e.g. 300; the table's finetune_steps column records it)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="cells per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -45,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from cellvae.io.atomic import claim_outputs
 
     t = args.t
+    if args.finetune < 0:
+        raise CellvaeError(f"--finetune: {args.finetune} must be >= 0 (updates)")
     if t is not None and t != "all":
         if not t.isdigit():
             raise CellvaeError(f"--t: {t!r} must be a time point (0, 1, ...) or 'all'")
@@ -62,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             t=t,
             neighbours="kept" if args.keep_neighbours else "masked",
             labels_static=args.labels_static,
+            finetune_steps=args.finetune,
         )
     print(f"wrote {args.output} ({len(table)} cells)")
     return 0

@@ -22,6 +22,7 @@ import torch
 
 from cellvae.data.normalize import Quantizer
 from cellvae.errors import CellvaeError
+from cellvae.inference.crops import cell_crops
 from cellvae.inference.model import device_of, to_input
 
 #: Voxels of the label image read at once when measuring cells.
@@ -108,93 +109,6 @@ def measure_cells(labels, names: str, source: str = "labels") -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def crop_centered(image, center: Sequence[int], patch: Sequence[int]) -> np.ndarray:
-    """The ``patch``-sized crop of ``image`` (``(C, *S)``, lazily indexable) centred on ``center``.
-
-    The crop spans ``[c - p // 2, c - p // 2 + p)`` per axis; parts outside the image are
-    filled by mirroring the image at its border.
-    """
-    spatial = image.shape[1:]
-    lo = [int(c) - p // 2 for c, p in zip(center, patch)]
-    hi = [a + p for a, p in zip(lo, patch)]
-    read = tuple(slice(max(a, 0), min(b, s)) for a, b, s in zip(lo, hi, spatial))
-    crop = np.asarray(image[(slice(None), *read)])
-    pad = [(0, 0)] + [(max(-a, 0), max(b - s, 0)) for a, b, s in zip(lo, hi, spatial)]
-    return np.pad(crop, pad, mode="symmetric") if any(sum(p) for p in pad) else crop
-
-
-NEIGHBOURS = ("masked", "kept")
-#: the cell's mask is grown by this many voxels before the rest is masked (its blurred rim)
-MASK_GROW = 2
-
-
-def isolate_cell(crop: np.ndarray, own: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
-    """``crop`` ``(C, *S)`` with everything farther than :data:`MASK_GROW` voxels from the
-    cell (``own``, a boolean ``S`` mask), and everything outside the image (``inside``
-    false: the mirrored border of the crop), set to the crop's background level.
-
-    The background level is, per channel, the median of the voxels outside the grown cell:
-    robust to other cells as long as they cover less than half of that region. Neighbours,
-    unlabelled objects and the mirrored copy of a cell at the image border are all removed,
-    so the crop shows this cell alone, at the centre.
-    """
-    from scipy import ndimage
-
-    if not own.any():
-        return crop
-    grown = ndimage.binary_dilation(own, iterations=MASK_GROW)
-    if inside is not None:
-        grown &= inside
-    if grown.all():
-        return crop
-    out = crop.copy()
-    for c in range(crop.shape[0]):
-        out[c][~grown] = np.median(crop[c][~grown])
-    return out
-
-
-def inside_image(center: Sequence[int], patch: Sequence[int], spatial: Sequence[int]) -> np.ndarray:
-    """Boolean ``patch`` mask of the voxels of a centred crop that lie inside the image (the
-    rest is mirrored by :func:`crop_centered`)."""
-    inside = np.ones(tuple(int(p) for p in patch), dtype=bool)
-    for axis, (c, p, s) in enumerate(zip(center, patch, spatial)):
-        pos = np.arange(p) + int(c) - p // 2
-        shape = [1] * len(patch)
-        shape[axis] = p
-        inside &= ((pos >= 0) & (pos < s)).reshape(shape)
-    return inside
-
-
-def cell_crops(
-    image, labels, table: pd.DataFrame, names: str, patch: Sequence[int], neighbours: str
-) -> np.ndarray:
-    """The centred crops ``(N, C, *patch)`` of the cells in ``table`` (rows of
-    :func:`measure_cells`), the cell alone (``masked``, :func:`isolate_cell`) or with what
-    surrounds it (``kept``)."""
-    if neighbours not in NEIGHBOURS:
-        raise CellvaeError(f"neighbours: {neighbours!r}; choose one of {', '.join(NEIGHBOURS)}")
-    centers = np.rint(table[[f"centroid_{a}" for a in names]].to_numpy()).astype(np.int64)
-    crops = []
-    for label, center in zip(table["label"].to_numpy(), centers):
-        crop = crop_centered(image, center, patch)
-        if neighbours == "masked":
-            label_crop = crop_centered(_Leading(labels), center, patch)[0]
-            inside = inside_image(center, patch, labels.shape)
-            crop = isolate_cell(crop, (label_crop == label) & inside, inside)
-        crops.append(crop)
-    return np.stack(crops)
-
-
-class _Leading:
-    """A lazily indexable array seen with a leading axis of length 1 (labels as ``(1, *S)``)."""
-
-    def __init__(self, array):
-        self.array, self.shape = array, (1, *array.shape)
-
-    def __getitem__(self, index):
-        return np.asarray(self.array[index[1:]])[None]
-
-
 @torch.no_grad()
 def cell_embeddings(
     vae: torch.nn.Module,
@@ -265,6 +179,31 @@ def add_projections(table: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
         emb = umap.UMAP(n_components=2, random_state=0).fit_transform(codes)
         table["umap_0"], table["umap_1"] = emb[:, 0], emb[:, 1]
     return table
+
+
+#: at most this many cells' crops are used to fine-tune (a seeded sample of them)
+FINETUNE_CELLS = 4096
+
+
+def finetune_on_cells(
+    vae: torch.nn.Module,
+    crops: np.ndarray,
+    quantizers: Sequence[Quantizer],
+    steps: int,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """Fine-tune ``vae`` for ``steps`` updates on cell crops ``(N, C, *patch)`` (raw units).
+
+    The crops are the ones embedding reads (centred, masked as asked), at most
+    :data:`FINETUNE_CELLS` of them (seeded sample); see :mod:`cellvae.training.finetune`.
+    """
+    from cellvae.training.finetune import finetune
+
+    if len(crops) > FINETUNE_CELLS:
+        keep = np.random.default_rng(seed).choice(len(crops), FINETUNE_CELLS, replace=False)
+        crops = crops[np.sort(keep)]
+    x = torch.from_numpy(to_input(crops.astype(np.float32), quantizers))
+    return finetune(vae, x, steps, seed=seed)
 
 
 def _frames(image, t: int | str | None, source: str) -> list[int | None]:
@@ -339,6 +278,7 @@ def embed_file(
     t: int | str | None = None,
     neighbours: str = "masked",
     labels_static: bool = False,
+    finetune_steps: int = 0,
 ):
     """``cellvae embed``: embed every cell of ``labels`` in the OME-Zarr ``input`` to parquet.
 
@@ -346,7 +286,9 @@ def embed_file(
     column says which); labels with a time axis follow the image. Labels of a single frame
     are applied to every time point of ``"all"`` only with ``labels_static`` (cells that
     move would otherwise be embedded at the wrong places without a word), with a warning.
-    ``neighbours`` masks (default) or keeps the other cells in each crop.
+    ``neighbours`` masks (default) or keeps the other cells in each crop. ``finetune_steps``
+    > 0 first fine-tunes the model on the cells' crops (:func:`finetune_on_cells`); the
+    ``finetune_steps`` column records it.
     ``label_axes`` names the axes of a label TIFF without metadata.
     Refuses (one line, nothing written) a 2D model on a volume, labels of another shape,
     labels that are not whole numbers >= 0, empty labels and an existing output without
@@ -395,6 +337,12 @@ def embed_file(
         lambda c: view[(c, *[slice(None, None, max(1, s // 512)) for s in view.shape[1:]])],
     )
     patch = default_patch(vae, hparams)
+    if finetune_steps > 0:
+        crops = []
+        for frame_view, frame_labels in zip(views, label_frames):
+            cells = measure_cells(frame_labels, names, str(labels))
+            crops.append(cell_crops(frame_view, frame_labels, cells, names, patch, neighbours))
+        finetune_on_cells(vae, np.concatenate(crops), quantizers, finetune_steps)
     tables = []
     for frame, frame_view, frame_labels in zip(frames, views, label_frames):
         part = cell_embeddings(
@@ -409,6 +357,7 @@ def embed_file(
             source=str(labels),
             neighbours=neighbours,
         )
+        part["finetune_steps"] = int(finetune_steps)
         if frame is not None and (t == "all" or image.shape[image.axes.index("t")] > 1):
             part.insert(1, "t", frame)
         tables.append(part)

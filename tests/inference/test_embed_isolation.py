@@ -9,13 +9,8 @@ import pandas as pd
 import pytest
 
 from cellvae.errors import CellvaeError
-from cellvae.inference.embed import (
-    cell_crops,
-    embed_file,
-    inside_image,
-    isolate_cell,
-    measure_cells,
-)
+from cellvae.inference.crops import cell_crops, inside_image, isolate_cell
+from cellvae.inference.embed import embed_file, measure_cells
 from tests.inference.helpers import IdentityVAE, stand_in, write_test_image
 
 
@@ -109,3 +104,22 @@ def test_single_frame_labels_are_refused_for_a_whole_time_lapse(tmp_path, monkey
     assert list(table["t"]) == [0, 1, 2]
     one = embed_file("x.ckpt", src, lab, tmp_path / "t2.parquet", progress=False, t=2)
     assert list(one["t"]) == [2]  # one chosen frame: the user said which
+
+
+def test_embed_can_fine_tune_on_the_cells_first_and_records_it(tmp_path):
+    from tests.inference.helpers import save_checkpoint
+
+    image, labels = _field()
+    src = write_test_image(tmp_path / "img.zarr", image.astype(np.uint8), "yx")
+    lab = write_test_image(tmp_path / "lab.zarr", labels, "yx")
+    ckpt = save_checkpoint(
+        tmp_path / "m.ckpt", arch="hierarchical", likelihood="dlogistic", widths=(4, 8),
+        latent_channels=2, global_dim=3, groups_per_scale=[1, 0], patch_size=16,
+    )  # fmt: skip
+    plain = embed_file(ckpt, src, lab, tmp_path / "a.parquet", progress=False)
+    tuned = embed_file(ckpt, src, lab, tmp_path / "b.parquet", progress=False, finetune_steps=5)
+    assert list(plain["finetune_steps"]) == [0, 0] and list(tuned["finetune_steps"]) == [5, 5]
+    codes = [t[[f"z_mean_{i}" for i in range(3)]].to_numpy() for t in (plain, tuned)]
+    assert not np.allclose(*codes)  # the model changed before embedding
+    again = embed_file(ckpt, src, lab, tmp_path / "c.parquet", progress=False, finetune_steps=5)
+    pd.testing.assert_frame_equal(again, tuned)  # seeded: the same fine-tuning every time
