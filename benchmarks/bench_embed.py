@@ -68,7 +68,7 @@ PRESETS = {2: ROOT / "configs/2d_hier_dlogistic.yaml", 3: ROOT / "configs/3d_hie
 MODEL_KEYS = (
     "arch", "likelihood", "widths", "latent_channels", "global_dim", "groups_per_scale",
     "finest_latent", "head_upsample", "head_width", "downsample", "blocks_per_scale",
-    "global_decoder", "global_norm", "global_logvar_floor", "n_mixtures",
+    "global_decoder", "global_norm", "global_logvar_floor", "global_top", "n_mixtures",
 )  # fmt: skip
 
 

@@ -59,6 +59,7 @@ PRESET = {
     "widths": [16, 32, 64],
     "latent_channels": 4,
     "global_dim": 32,
+    "global_top": False,  # the variants below keep a spatial group at the top unless they say
 }
 
 
@@ -69,7 +70,7 @@ VARIANTS = {
         "finest_latent": "half",
         "head_upsample": "shuffle",
         "head_width": 8,
-        "groups_per_scale": [1, 1, 0],
+        "global_top": True,
     },
     "full": {"finest_latent": "full"},
     "half": {"finest_latent": "half"},
@@ -78,6 +79,7 @@ VARIANTS = {
 }
 VARIANTS["routed_bn"] = VARIANTS["routed"] | {"global_norm": "batch"}  # BN-VAE on g
 VARIANTS["routed_bn_head16"] = VARIANTS["routed_bn"] | {"head_width": 16}
+VARIANTS["routed_head16"] = VARIANTS["routed"] | {"head_width": 16}
 IMAGES = {"nuclei": nuclei_2d, "mitochondria": mitochondria_2d, "mitochondria3d": mitochondria_3d}
 #: the 3D preset (configs/3d_hier_dlogistic.yaml) before and after issue 19, batch 4
 PRESET_3D = PRESET | {"ndim": 3, "patch_size": [16, 32, 32], "widths": [8, 16, 32]}

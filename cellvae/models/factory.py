@@ -38,12 +38,14 @@ def build_model(
     global_decoder: str = "map",
     global_norm: str = "none",
     global_logvar_floor: float | None = None,
+    global_top: bool = True,
 ) -> VAE:
     """Validate the options and build a :class:`FlatVAE` or :class:`HierarchicalVAE`.
 
     ``latent_dim`` is used by ``flat``; ``latent_channels``, ``groups_per_scale``,
     ``global_dim``, ``finest_latent``, ``head_upsample``, ``head_width`` and the ``global_*``
-    options by ``hierarchical``. ``patch_size`` fixes the flat model's shape, is checked
+    options by ``hierarchical`` (``global_top``: no spatial group at the top scale when
+    ``groups_per_scale`` is one value, see :class:`HierarchicalVAE`). ``patch_size`` fixes the flat model's shape, is checked
     against the hierarchical model's total downsampling and sets the shape of the map the
     global latent generates (the top scale of a patch, at most 4 per axis).
     ``downsample`` gives per-level, per-axis factors, or ``"auto"``: chosen from
@@ -104,6 +106,7 @@ def build_model(
         map_shape_for(tuple(top)),
         global_norm,
         global_logvar_floor,
+        global_top,
     )
     model.check_patch_shape(patch_size)
     return model

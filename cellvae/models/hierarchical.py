@@ -179,6 +179,10 @@ class HierarchicalVAE(VAE):
         ``batch``: BN-VAE, the global posterior mean batch-normalised with a fixed scale.
     global_logvar_floor : float or None
         Soft floor of the global posterior's log-variance (``None`` = none).
+    global_top : bool
+        With a global latent and one ``groups_per_scale`` value for all scales, put no
+        spatial group at the top scale (the global latent alone shapes it); a per-scale list
+        of ``groups_per_scale`` is taken as given.
 
     Notes
     -----
@@ -205,6 +209,7 @@ class HierarchicalVAE(VAE):
         global_map: tuple[int, ...] | list[int] | None = None,
         global_norm: str = "none",
         global_logvar_floor: float | None = None,
+        global_top: bool = False,
     ) -> None:
         super().__init__()
         if ndim not in (2, 3):
@@ -227,6 +232,8 @@ class HierarchicalVAE(VAE):
         self.latent_channels = _per_scale("latent_channels", latent_channels, n)
         self.groups_per_scale = _per_scale("groups_per_scale", groups_per_scale, n, low=0)
         self.global_dim = int(global_dim)
+        if global_top and self.global_dim and isinstance(groups_per_scale, int):
+            self.groups_per_scale = (*self.groups_per_scale[:-1], 0)
         if not self.global_dim and min(self.groups_per_scale) == 0:
             raise ConfigError(
                 f"groups_per_scale: {list(self.groups_per_scale)} has a scale without groups, "

@@ -71,6 +71,7 @@ LATER_MODEL_KEYS = {
     "global_decoder": "bias",
     "global_norm": "none",
     "global_logvar_floor": None,
+    "global_top": False,
 }
 
 
@@ -180,12 +181,13 @@ class VAEModule(L.LightningModule):
         that does its 3×3 work at half resolution) and its channels (``None`` = ``widths[0]``).
         Most of a small model's training work is this head: ``shuffle`` at half the width
         costs a third (``benchmarks/bench_train.py``).
-    global_decoder, global_norm, global_logvar_floor
+    global_decoder, global_norm, global_logvar_floor, global_top
         How the global latent (the cell embedding) reaches the decoder: ``map`` (it generates
         the top state and modulates every group) or ``bias`` (the first design, what a
-        checkpoint without this option gets); ``batch`` normalises its posterior mean over the
-        batch (BN-VAE); a soft floor on its posterior log-variance. See
-        :mod:`cellvae.models.global_latent`.
+        checkpoint without these options gets); ``batch`` normalises its posterior mean over
+        the batch (BN-VAE); a soft floor on its posterior log-variance; ``global_top``: no
+        spatial group at the top scale (with one ``groups_per_scale`` value), so the global
+        latent alone shapes it. See :mod:`cellvae.models.global_latent`.
     downsample, voxel_size
         Per-level, per-axis downsampling factors, or ``"auto"``: Y/X only until the voxels
         are near isotropic, from ``voxel_size`` (linked from the data in the CLI; ``None`` =
@@ -286,6 +288,7 @@ class VAEModule(L.LightningModule):
         global_decoder: str = "map",
         global_norm: str = "none",
         global_logvar_floor: float | None = None,
+        global_top: bool = True,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
