@@ -45,9 +45,10 @@ def build_model(
     ``latent_dim`` is used by ``flat``; ``latent_channels``, ``groups_per_scale``,
     ``global_dim``, ``finest_latent``, ``head_upsample``, ``head_width`` and the ``global_*``
     options by ``hierarchical`` (``global_top``: no spatial group at the top scale when
-    ``groups_per_scale`` is one value, see :class:`HierarchicalVAE`). ``patch_size`` fixes the flat model's shape, is checked
-    against the hierarchical model's total downsampling and sets the shape of the map the
-    global latent generates (the top scale of a patch, at most 4 per axis).
+    ``groups_per_scale`` is one value, see :class:`HierarchicalVAE`). ``patch_size`` fixes
+    the flat model's shape, is checked against the hierarchical model's total downsampling
+    and sets the shape of the map the global latent generates (the top scale of a patch, at
+    most 4 per axis).
     ``downsample`` gives per-level, per-axis factors, or ``"auto"``: chosen from
     ``voxel_size`` (storage order; ``None`` = isotropic, 2 on every axis at every level, the
     layout of models built before these options existed). Bad values raise
