@@ -8,7 +8,7 @@ information > 0.1 nats, :mod:`cellvae.metrics.information`), the units the old v
 calls active, the embedding's mutual information with the cell (at most ln 125 = 4.83 nats),
 and the validation ``val/informative_units`` of the training log (all latent groups).
 
-Run: ``python benchmarks/bench_demo_units.py [--seeds 0 1 2] [--steps 300] [--finetune 300]
+Run: ``python benchmarks/bench_demo_units.py [--seeds 0 1 2] [--steps 300] [--finetune 600]
 [--workdir DIR] [--json OUT]``
 """
 
@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--finetune", type=int, default=300)
+    parser.add_argument("--finetune", type=int, default=600)
     parser.add_argument("--preset", default="configs/2d_hier_dlogistic.yaml")
     parser.add_argument("--workdir", help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--json")

@@ -18,7 +18,9 @@ Tasks and scores (mean ± standard error over seeds; the PCA and hand-made basel
 deterministic):
 
 - ``nuclei2d`` (``nuclei_2d``, 125 nuclei) and ``nuclei3d`` (``nuclei_3d``, 20 nuclei; the
-  volume is block-averaged 2x per axis so a nucleus fits the 3D preset's 16x32x32 patch):
+  volume is block-averaged 2x per axis so a nucleus fits the 3D preset's 16x32x32 patch);
+  training patches come from the first 3/4 of Y, held-out patches (bits/dim) from the rest;
+  every nucleus is embedded:
   5-fold cross-validated ridge R² (features standardised, ridge strength by inner CV) of the
   nucleus' mean intensity, log-area (log-volume) and eccentricity (2D; in 3D the elongation
   ``log(major / minor axis)``), truth from the masks (scikit-image ``regionprops``);
@@ -233,7 +235,9 @@ def r2(pred: np.ndarray, y: np.ndarray) -> float:
     return float(1 - ((pred - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
-def supervised_r2(crops: torch.Tensor, targets: dict[str, np.ndarray], seed: int) -> dict:
+def supervised_r2(
+    crops: torch.Tensor, targets: dict[str, np.ndarray], seed: int, steps: int = 600
+) -> dict:
     """Out-of-fold R² of :class:`SmallCNN` regressing all targets at once (5 folds)."""
     from sklearn.model_selection import KFold
 
@@ -242,7 +246,7 @@ def supervised_r2(crops: torch.Tensor, targets: dict[str, np.ndarray], seed: int
     pred = np.zeros_like(y)
     for train, test in KFold(5, shuffle=True, random_state=0).split(y):
         target = torch.from_numpy(((y[train] - mu) / sd).astype(np.float32))
-        net = train_supervised(crops[train], target, False, seed)
+        net = train_supervised(crops[train], target, False, seed, steps)
         with torch.no_grad():
             pred[test] = net(crops[test]).numpy() * sd + mu
     return {f"r2_{k}": r2(pred[:, i], y[:, i]) for i, k in enumerate(targets)}
@@ -284,20 +288,20 @@ class CellTask:
     patch: tuple[int, ...]
     crops: torch.Tensor  # (N, 1, *patch) masked, centred
     targets: dict[str, np.ndarray] = field(default_factory=dict)
-    image: torch.Tensor | None = None  # (1, *S) training image (model inputs)
+    image: torch.Tensor | None = None  # (1, *S) the image (model inputs)
     test: torch.Tensor | None = None  # held-out patches
+    train_span: tuple[int, int, int] | None = None  # (axis, lo, hi) of the training part
 
 
-def _random_patches(image: torch.Tensor, patch, n: int, gen, rows=None) -> torch.Tensor:
-    """``n`` random ``patch`` crops of ``image`` ``(1, *S)`` (first axis limited to ``rows``)."""
-    lo, hi = rows or (0, image.shape[1])
+def _random_patches(image: torch.Tensor, patch, n: int, gen, span=None) -> torch.Tensor:
+    """``n`` random ``patch`` crops of ``image`` ``(1, *S)``; ``span = (axis, lo, hi)`` keeps
+    them within ``[lo, hi)`` along that spatial axis."""
     out = []
     for _ in range(n):
-        start = [int(torch.randint(lo, hi - patch[0] + 1, (1,), generator=gen))]
-        start += [
-            int(torch.randint(0, s - p + 1, (1,), generator=gen))
-            for s, p in zip(image.shape[2:], patch[1:])
-        ]
+        start = []
+        for axis, (s, p) in enumerate(zip(image.shape[1:], patch)):
+            lo, hi = (span[1], span[2]) if span and span[0] == axis else (0, s)
+            start.append(int(torch.randint(lo, hi - p + 1, (1,), generator=gen)))
         out.append(image[(slice(None), *(slice(a, a + p) for a, p in zip(start, patch)))])
     return torch.stack(out)
 
@@ -332,11 +336,12 @@ def nuclei_task(ndim: int) -> CellTask:
     q = Quantizer(float(lo), float(hi), 8)
     crops = cell_crops(image[None], labels, table, names, patch, "masked")
     x = torch.from_numpy(q.quantize(image)[None].astype(np.float32))
-    cut = x.shape[1] * 3 // 4  # the last quarter along the first axis: held-out patches
-    test = _random_patches(x, patch, 64, torch.Generator().manual_seed(1), (cut, x.shape[1]))
-    return CellTask(
-        ndim, patch, torch.from_numpy(q.quantize(crops).astype(np.float32)), targets, x, test
-    )
+    axis = ndim - 2  # Y: training patches from its first 3/4, held-out ones from the rest
+    cut = x.shape[axis + 1] * 3 // 4
+    gen = torch.Generator().manual_seed(1)
+    test = _random_patches(x, patch, 64, gen, (axis, cut, x.shape[axis + 1]))
+    crops = torch.from_numpy(q.quantize(crops).astype(np.float32))
+    return CellTask(ndim, patch, crops, targets, x, test, (axis, 0, cut))
 
 
 def run_nuclei(args, recipe: Recipe) -> dict:
@@ -352,7 +357,7 @@ def run_nuclei(args, recipe: Recipe) -> dict:
     steps = args.steps or recipe.steps
 
     def draw(n, gen):
-        return _random_patches(task.image, task.patch, n, gen)
+        return _random_patches(task.image, task.patch, n, gen, task.train_span)
 
     for seed in args.seeds:
         start = time.process_time()
@@ -369,7 +374,8 @@ def run_nuclei(args, recipe: Recipe) -> dict:
             results[name].append(row)
             print(name, row, flush=True)
         if not args.no_supervised:
-            row = supervised_r2(task.crops, task.targets, seed) | {"seed": seed}
+            row = supervised_r2(task.crops, task.targets, seed, args.supervised_steps)
+            row["seed"] = seed
             results["supervised"].append(row)
             print("supervised", row, flush=True)
     return rows | {k: v for k, v in results.items() if v}
@@ -418,7 +424,8 @@ def run_phenotypes(args, recipe: Recipe) -> dict:
             results[name].append(row)
             print(name, row, flush=True)
         if not args.no_supervised:
-            net = train_supervised(x_train, torch.from_numpy(labels[0]), True, seed, 1500)
+            steps = 5 * args.supervised_steps // 2
+            net = train_supervised(x_train, torch.from_numpy(labels[0]), True, seed, steps)
             with torch.no_grad():
                 hit = net(x_test).argmax(1).numpy() == labels[1]
             row = {"knn": float(hit.mean()), "seed": seed}  # the classifier's own accuracy
@@ -468,6 +475,9 @@ def main() -> None:
     parser.add_argument("--train-per-class", type=int, default=300)
     parser.add_argument("--test-per-class", type=int, default=100)
     parser.add_argument("--no-supervised", action="store_true", help="skip the CNN ceiling")
+    parser.add_argument(
+        "--supervised-steps", type=int, default=600, help="CNN updates per fold (x2.5 phenotypes)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()

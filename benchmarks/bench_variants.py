@@ -17,8 +17,9 @@ discretized logistic). The variants:
 - ``today`` / ``routed``: the 2D (or, with ``--image mitochondria3d``, the 3D: batch 4,
   16x32x32 blocks, top 3/4 of Z for training) preset before and after issue 19 (``routed``:
   finest latent at 1/2 with the sub-pixel head, no spatial group at the top scale, where the
-  global latent alone shapes the state); ``routed_bn`` adds BN-VAE on the global latent
-  (``global_norm: batch``), ``routed_bn_head16`` also a head twice as wide.
+  global latent alone shapes the state, a full-resolution head as wide as the finest scale);
+  ``routed_head8`` with a head half as wide, ``routed_bn`` (``routed_bn_head8``) with BN-VAE
+  on the global latent (``global_norm: batch``).
 
 Run: ``python benchmarks/bench_variants.py [--seconds 90 | --steps 2000] [--pairs 2]
 [--json OUT] [--image nuclei|mitochondria] [--variants full half half_shuffle groups2]``
@@ -69,7 +70,7 @@ VARIANTS = {
     "routed": {  # the 2D preset after #19 (configs/2d_hier_dlogistic.yaml)
         "finest_latent": "half",
         "head_upsample": "shuffle",
-        "head_width": 8,
+        "head_width": 16,
         "global_top": True,
     },
     "full": {"finest_latent": "full"},
@@ -77,16 +78,15 @@ VARIANTS = {
     "half_shuffle": {"finest_latent": "half", "head_upsample": "shuffle", "head_width": 8},
     "groups2": {"finest_latent": "half", "groups_per_scale": 2},
 }
+VARIANTS["routed_head8"] = VARIANTS["routed"] | {"head_width": 8}
 VARIANTS["routed_bn"] = VARIANTS["routed"] | {"global_norm": "batch"}  # BN-VAE on g
-VARIANTS["routed_bn_head16"] = VARIANTS["routed_bn"] | {"head_width": 16}
-VARIANTS["routed_head16"] = VARIANTS["routed"] | {"head_width": 16}
+VARIANTS["routed_bn_head8"] = VARIANTS["routed_bn"] | {"head_width": 8}
 IMAGES = {"nuclei": nuclei_2d, "mitochondria": mitochondria_2d, "mitochondria3d": mitochondria_3d}
 #: the 3D preset (configs/3d_hier_dlogistic.yaml) before and after issue 19, batch 4
 PRESET_3D = PRESET | {"ndim": 3, "patch_size": [16, 32, 32], "widths": [8, 16, 32]}
 VARIANTS_3D = {
     "today": {"finest_latent": "half", "global_decoder": "bias"},
-    "routed": VARIANTS["routed"] | {"head_width": 4},
-    "routed_bn": VARIANTS["routed_bn"] | {"head_width": 4},
+    "routed": VARIANTS["routed"] | {"head_width": 8},
 }
 
 
@@ -148,7 +148,7 @@ def main() -> None:
     for pair in range(args.pairs):
         for name in args.variants:
             torch.manual_seed(pair)
-            vae = build_model(**preset, **variants[name])
+            vae = build_model(**(preset | variants[name]))
             steps, cpu = train_for(vae, train, args.seconds, batch, steps=args.steps)
             stats = evaluate(vae, test)
             row = {
