@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="demo_units_"))
+    work.mkdir(parents=True, exist_ok=True)
     image = work / "nuclei2d.ome.zarr"
     if not image.exists():
         run("ingest", "--sample", "nuclei_2d", "-o", str(image), "--no-progress")

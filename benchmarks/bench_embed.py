@@ -306,7 +306,7 @@ def _random_patches(image: torch.Tensor, patch, n: int, gen, span=None) -> torch
     return torch.stack(out)
 
 
-def nuclei_task(ndim: int) -> CellTask:
+def nuclei_task(ndim: int, neighbours: str = "masked") -> CellTask:
     """Centred masked crops and mask-derived truth of the bundled nuclei (2D or 3D)."""
     from skimage.measure import regionprops
 
@@ -334,7 +334,7 @@ def nuclei_task(ndim: int) -> CellTask:
         targets["elongation"] = 0.5 * np.log(eig.max(1) / np.maximum(eig.min(1), 1e-9))
     lo, hi = np.percentile(image, [0.1, 99.9])
     q = Quantizer(float(lo), float(hi), 8)
-    crops = cell_crops(image[None], labels, table, names, patch, "masked")
+    crops = cell_crops(image[None], labels, table, names, patch, neighbours)
     x = torch.from_numpy(q.quantize(image)[None].astype(np.float32))
     axis = ndim - 2  # Y: training patches from its first 3/4, held-out ones from the rest
     cut = x.shape[axis + 1] * 3 // 4
@@ -345,7 +345,7 @@ def nuclei_task(ndim: int) -> CellTask:
 
 
 def run_nuclei(args, recipe: Recipe) -> dict:
-    task = nuclei_task(args.ndim)
+    task = nuclei_task(args.ndim, "kept" if args.keep_neighbours else "masked")
     flat = task.crops.numpy()
     rows = {
         "pca": ridge_r2(pca_codes(flat, dims=recipe.model["global_dim"])[0], task.targets),
@@ -475,6 +475,9 @@ def main() -> None:
     parser.add_argument("--train-per-class", type=int, default=300)
     parser.add_argument("--test-per-class", type=int, default=100)
     parser.add_argument("--no-supervised", action="store_true", help="skip the CNN ceiling")
+    parser.add_argument(
+        "--keep-neighbours", action="store_true", help="nuclei: crops as embed --keep-neighbours"
+    )
     parser.add_argument(
         "--supervised-steps", type=int, default=600, help="CNN updates per fold (x2.5 phenotypes)"
     )

@@ -11,8 +11,9 @@ seeds 0 and 1; at each stop it reports on the held-out blocks:
 - ``corr_clean``: correlation of the reconstruction (likelihood mean at the posterior means)
   with the noise-free signal; ``corr_noisy_input`` is the noisy input's own (a constant
   reconstruction, the collapse the issue met on a tomogram, has none);
-- the informative units per latent group (Gaussian-channel information > 0.1 nats,
-  :mod:`cellvae.metrics.information`), summed over groups, and the KL per group;
+- the informative units per latent group (Gaussian-channel information > 0.1 nats per
+  image, :func:`cellvae.metrics.information.group_information`), summed over groups, the
+  information and the KL per group;
 - the held-out bits/dim.
 
 Run: ``python benchmarks/bench_noisy3d.py [--stops 300 1000 2000 4000] [--seeds 0 1]
@@ -31,7 +32,7 @@ from bench_embed import PRESETS, _value, read_preset, train_preset
 
 from cellvae.data.normalize import Quantizer
 from cellvae.data.synthetic import mitochondria
-from cellvae.metrics.information import INFORMATIVE_NATS, unit_information
+from cellvae.metrics.information import INFORMATIVE_NATS, group_information
 from cellvae.training.objective import elbo_terms
 
 PATCH = (16, 32, 32)
@@ -51,16 +52,17 @@ def score(vae, x: torch.Tensor, clean: np.ndarray) -> dict:
     recon = vae.likelihood.mean(vae.reconstruct_params(x)).numpy().ravel()
     terms = elbo_terms(vae, x, 1.0)
     posts = terms.output.posteriors
-    informative = {}
+    informative, nats = {}, {}
     for name, post in zip(vae.group_names, posts):
-        mean = post.mean.transpose(0, 1).flatten(1).T if post.mean.ndim > 2 else post.mean
-        logvar = post.logvar.transpose(0, 1).flatten(1).T if post.logvar.ndim > 2 else post.logvar
-        informative[name] = int((unit_information(mean, logvar) > INFORMATIVE_NATS).sum())
+        info = group_information(post.mean, post.logvar)
+        informative[name] = int((info > INFORMATIVE_NATS).sum())
+        nats[name] = round(float(info.sum()), 2)
     corr = float(np.corrcoef(recon, clean.ravel())[0, 1]) if recon.std() > 0 else 0.0
     return {
         "corr_clean": corr,
         "informative_units": sum(informative.values()),
         "informative_per_group": informative,
+        "information_nats": nats,
         "kl_nats": {n: round(float(k.mean()), 1) for n, k in zip(vae.group_names, terms.kl_groups)},
         "test_bits_per_dim": float(terms.per_dim(vae.likelihood)["bits_per_dim"]),
     }

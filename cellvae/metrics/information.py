@@ -11,7 +11,10 @@ estimates in nats, both from posterior means ``mu`` and log-variances ``logvar``
   the posterior variance, ``I_d = 1/2 log(1 + Var_x(mu_d) / E_x[sigma_d^2])``
   (:func:`unit_information`). It is exact when the means are Gaussian across inputs and the
   spread is the same for all; otherwise it is the capacity of a channel with that signal
-  power and mean noise power.
+  power and mean noise power. A unit of a spatial group is one channel: its moments are
+  pooled over positions and its information is that of one position times the number of
+  positions (:func:`group_information`), the nats per image it can carry; a channel whose
+  every position tells a little still tells a lot about the image.
 - for a whole group, the minibatch estimate of ``I(x; z) = E_x KL(q(z|x) || q(z))`` with the
   aggregate posterior ``q(z)`` replaced by the mixture of the batch's posteriors
   (:func:`mutual_information`, as Hoffman & Johnson 2016 and He et al. 2019). It needs no
@@ -50,6 +53,16 @@ def unit_information(means: Tensor, logvars: Tensor) -> Tensor:
     signal = means.double().var(dim=0, unbiased=False)
     noise = logvars.double().exp().mean(dim=0)
     return information_from_moments(signal, noise)
+
+
+def group_information(means: Tensor, logvars: Tensor) -> Tensor:
+    """Per unit, nats per input: :func:`unit_information` of a vector latent ``(N, D)``, or
+    of each channel of a spatial one ``(N, c, *S)`` pooled over positions, times ``prod(S)``."""
+    if means.ndim <= 2:
+        return unit_information(means, logvars)
+    positions = math.prod(means.shape[2:])
+    pooled = [v.transpose(0, 1).flatten(1).T for v in (means, logvars)]
+    return positions * unit_information(*pooled)
 
 
 def information_from_moments(signal: Tensor, noise: Tensor) -> Tensor:

@@ -485,6 +485,8 @@ class VAEModule(L.LightningModule):
             acc[2] += n
 
     def _accumulate_noise(self, posteriors) -> None:
+        #: positions per image of each group (1 for a vector latent)
+        self._positions = [math.prod(p.mean.shape[2:]) for p in posteriors]
         noise = [unit_moments(p.logvar.float().exp())[0] for p in posteriors]
         if self._noise is None:
             self._noise = noise
@@ -494,18 +496,21 @@ class VAEModule(L.LightningModule):
     def _log_information(self, stage: str) -> int | None:
         """Log each group's information (nats, summed over its units) and informative units.
 
-        A unit's information is ``1/2 log(1 + Var(mu) / E[sigma^2])``
-        (:mod:`cellvae.metrics.information`); it is informative above ``INFORMATIVE_NATS``.
-        Returns the total of informative units (``None``: no data).
+        A unit's information is ``1/2 log(1 + Var(mu) / E[sigma^2])`` per position, times the
+        positions per image (:func:`cellvae.metrics.information.group_information`); it is
+        informative above ``INFORMATIVE_NATS``. Returns the total of informative units
+        (``None``: no data).
         """
         if self._moments is None or self._noise is None:
             return None
         strategy = self.trainer.strategy
         total = 0
-        for name, (s, sq, n), noise in zip(self.eval_model.group_names, self._moments, self._noise):
+        groups = zip(self.eval_model.group_names, self._moments, self._noise, self._positions)
+        for name, (s, sq, n), noise, positions in groups:
             s, sq, noise = (strategy.reduce(v, reduce_op="sum") for v in (s, sq, noise))
             count = max(float(strategy.reduce(torch.tensor(float(n)), reduce_op="sum")), 1.0)
-            info = information_from_moments(activity_from_moments(s, sq, count), noise / count)
+            signal = activity_from_moments(s, sq, count)
+            info = positions * information_from_moments(signal, noise / count)
             informative = int((info > INFORMATIVE_NATS).sum())
             total += informative
             self.log(f"{stage}/informative_units/{name}", float(informative), sync_dist=True)

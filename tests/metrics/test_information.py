@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from cellvae.metrics.information import (
+    INFORMATIVE_NATS,
+    group_information,
     information_from_moments,
     informative_units,
     mutual_information,
@@ -63,3 +65,21 @@ def test_mutual_information_of_a_gaussian_channel_approaches_its_capacity():
     logvars = torch.zeros(n, 1)
     estimate = mutual_information(means, logvars, draws=4, generator=gen)
     assert estimate == pytest.approx(0.5 * math.log(4.0), abs=0.08)
+
+
+def test_a_spatial_channel_carries_the_information_of_all_its_positions():
+    """A noisy-data model's spatial channel: each position tells little (signal variance 0.01
+    against a unit posterior variance, 0.005 nats), the 8x8 positions together 64 times that."""
+    gen = torch.Generator().manual_seed(0)
+    means = torch.randn(4000, 2, 8, 8, generator=gen) * torch.tensor([0.1, 0.0]).reshape(1, 2, 1, 1)
+    logvars = torch.zeros(4000, 2, 8, 8)
+    info = group_information(means, logvars)
+    per_position = 0.5 * math.log(1.01)
+    torch.testing.assert_close(
+        info, torch.tensor([64 * per_position, 0.0], dtype=info.dtype), rtol=0.05, atol=1e-6
+    )
+    assert info[0] > INFORMATIVE_NATS > unit_information(means[:, :, 0, 0], logvars[:, :, 0, 0])[0]
+    vector = torch.randn(100, 3, generator=gen)
+    torch.testing.assert_close(
+        group_information(vector, vector * 0), unit_information(vector, vector * 0)
+    )
