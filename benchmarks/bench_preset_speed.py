@@ -17,10 +17,13 @@ Process CPU time, not wall time, so the figures hold on a shared machine; with o
   bias, a spatial group at every scale, contiguous memory);
 - ``new``: ``configs/2d_hier_dlogistic.yaml`` as shipped (finest latent at 1/2, sub-pixel head,
   ``g`` generates the top state and modulates every group, no spatial group at the top scale,
-  channels-last).
+  channels-last);
+- ``old_567k``, ``new_567k``: both scaled to 567k parameters;
+- ``s567k_shuffle``: the harness's non-preset size of that name, a yardstick whose speed
+  against HDN was measured (2.04x training, 2.16x prediction).
 
-Run: ``python benchmarks/bench_preset_speed.py [--steps 20] [--tiles 16] [--threads 1]
-[--json OUT]``
+Run: ``python benchmarks/bench_preset_speed.py [--archs old new old_567k new_567k
+s567k_shuffle] [--steps 20] [--tiles 16] [--threads 1] [--json OUT]``
 """
 
 from __future__ import annotations
@@ -58,6 +61,18 @@ OLD = {
     "global_decoder": "bias",
     "global_top": False,
     "channels_last": False,
+}
+
+
+#: the harness's non-preset ``--size s567k_shuffle`` (no global latent), whose HDN ratios are
+#: known (2.04x training, 2.16x prediction): a yardstick for the others' CPU figures
+S567K_SHUFFLE = {
+    "widths": [72, 244],
+    "latent_channels": 16,
+    "finest_latent": "half",
+    "head_upsample": "shuffle",
+    "head_width": 36,
+    "channels_last": True,
 }
 
 
@@ -153,26 +168,32 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--tiles", type=int, default=16, help="timed 128x128 tiles")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--archs", nargs="+", default=["old", "new", "old_567k", "new_567k"])
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     new = new_architecture()
     archs = {
-        "old": OLD,
-        "new": new,
-        "old_567k": scaled_to_hdn(OLD),
-        "new_567k": scaled_to_hdn(new),
+        "old": lambda: OLD,
+        "new": lambda: new,
+        "old_567k": lambda: scaled_to_hdn(OLD),
+        "new_567k": lambda: scaled_to_hdn(new),
+        "s567k_shuffle": lambda: S567K_SHUFFLE,
     }
+    unknown = sorted(set(args.archs) - set(archs))
+    if unknown:
+        parser.error(f"--archs: unknown {unknown}; choose from {sorted(archs)}")
     rows = []
-    for name, arch in archs.items():
+    for name in args.archs:
+        arch = archs[name]()
         module = build(arch)
         cl = bool(arch.get("channels_last"))
         train_flop, pred_flop = flops(module)
         row = {
             "arch": name,
             "widths": arch["widths"],
-            "head_width": arch.get("head_width") if arch["finest_latent"] == "half" else None,
+            "head_width": arch.get("head_width") if arch.get("finest_latent") == "half" else None,
             "params": n_params(module),
             "train_gflop_per_patch": round(train_flop / 1e9, 3),
             "predict_kflop_per_px": round(pred_flop / 1e3, 1),
@@ -181,13 +202,15 @@ def main() -> None:
         }
         rows.append(row)
         print(row, flush=True)
-    for size in ("", "_567k"):
-        old, new = (next(r for r in rows if r["arch"] == f"{a}{size}") for a in ("old", "new"))
-        print(
-            f"{'preset' if not size else '567k'}: new/old training CPU "
-            f"{new['train_cpu_s_per_step_b16'] / old['train_cpu_s_per_step_b16']:.2f}, "
-            f"prediction CPU {new['predict_cpu_s_per_mpx'] / old['predict_cpu_s_per_mpx']:.2f}"
-        )
+    by_name = {row["arch"]: row for row in rows}
+    for a, b in (("new", "old"), ("new_567k", "old_567k"), ("new_567k", "s567k_shuffle")):
+        if a in by_name and b in by_name:
+            num, den = by_name[a], by_name[b]
+            print(
+                f"{a}/{b}: training CPU "
+                f"{num['train_cpu_s_per_step_b16'] / den['train_cpu_s_per_step_b16']:.2f}, "
+                f"prediction CPU {num['predict_cpu_s_per_mpx'] / den['predict_cpu_s_per_mpx']:.2f}"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
 
