@@ -484,10 +484,13 @@ class VAEModule(L.LightningModule):
             acc[1] += sq
             acc[2] += n
 
-    def _accumulate_noise(self, posteriors) -> None:
+    def _accumulate_noise(self, posteriors, keep: bool = True) -> None:
+        """Add the posterior variances' sums (``keep=False``: zeros, as ``_accumulate_means``)."""
         #: positions per image of each group (1 for a vector latent)
         self._positions = [math.prod(p.mean.shape[2:]) for p in posteriors]
         noise = [unit_moments(p.logvar.float().exp())[0] for p in posteriors]
+        if not keep:
+            noise = [torch.zeros_like(n) for n in noise]
         if self._noise is None:
             self._noise = noise
         else:
@@ -508,7 +511,9 @@ class VAEModule(L.LightningModule):
         groups = zip(self.eval_model.group_names, self._moments, self._noise, self._positions)
         for name, (s, sq, n), noise, positions in groups:
             s, sq, noise = (strategy.reduce(v, reduce_op="sum") for v in (s, sq, noise))
-            count = max(float(strategy.reduce(torch.tensor(float(n)), reduce_op="sum")), 1.0)
+            # on the module's device: NCCL reduces GPU tensors only
+            n = torch.tensor(float(n), device=self.device)
+            count = max(float(strategy.reduce(n, reduce_op="sum")), 1.0)
             signal = activity_from_moments(s, sq, count)
             info = positions * information_from_moments(signal, noise / count)
             informative = int((info > INFORMATIVE_NATS).sum())
