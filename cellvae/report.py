@@ -136,12 +136,9 @@ def _training(run_dir: Path, figdir: Path, train_dir: Path | None = None) -> Sec
             rows.append(f"| {name} | {metrics[name].dropna().iloc[-1]:.4g} |")
     if rows:
         section.lines += ["", "| final validation metric | value |", "|---|---|", *rows]
-    if "val/active_units" in metrics and metrics["val/active_units"].notna().any():
-        if metrics["val/active_units"].dropna().iloc[-1] == 0:
-            section.warnings.append(
-                "posterior collapse: 0 active latent units at the last validation; the code "
-                "carries nothing about the input, so reconstructions are one average image"
-            )
+    collapse = _collapse_warning(metrics, config)
+    if collapse:
+        section.warnings.append(collapse)
     curves = [c for c in ("train/bits_per_dim", "val/bits_per_dim") if c in metrics]
     if curves and "step" in metrics:
         fig, ax = plt.subplots(figsize=(5, 3))
@@ -156,6 +153,42 @@ def _training(run_dir: Path, figdir: Path, train_dir: Path | None = None) -> Sec
             f"![training curves]({figdir.name}/{_save(fig, figdir / 'training.png')})",
         ]
     return section
+
+
+def _run_options(config: Path | None) -> dict:
+    """The ``model:`` section of a run's resolved ``config.yaml`` (empty if unreadable)."""
+    import yaml
+
+    try:
+        model = (yaml.safe_load(config.read_text()) or {}).get("model") if config else None
+    except (OSError, yaml.YAMLError):
+        model = None
+    return model if isinstance(model, dict) else {}
+
+
+def _collapse_warning(metrics, config: Path | None) -> str | None:
+    """The training log's collapse warning, with advice for this run, or ``None``.
+
+    Decided by the informative units the validation logged (information, not the variance
+    cut; :mod:`cellvae.metrics.information`), or by the active units of older logs.
+    """
+    from cellvae.training.collapse import collapse_advice
+
+    steps = int(metrics["step"].dropna().iloc[-1]) if "step" in metrics else None
+    advice = collapse_advice(_run_options(config), steps)
+    for name, what in (
+        ("val/informative_units", "0 latent units carry information"),
+        ("val/active_units", "0 active latent units"),
+    ):
+        if name in metrics and metrics[name].notna().any():
+            if metrics[name].dropna().iloc[-1] != 0:
+                return None
+            return (
+                f"posterior collapse: {what} at the last validation; the code carries "
+                "nothing about the input, so reconstructions are one average image. "
+                f"For this run: {advice}"
+            )
+    return None
 
 
 def _shown(path: Path, run_dir: Path) -> str:
@@ -233,10 +266,18 @@ def _cells(run_dir: Path, figdir: Path, table_path: Path | None) -> Section:
             f"Active latent units across cells (variance of the mean > "
             f"{ACTIVE_UNIT_VARIANCE:g}): {active} of {len(latent)}."
         )
-        if active == 0:
+        informative = _informative_cells(cells, latent)
+        if informative is not None:
+            section.lines.append(informative[1])
+        if (active if informative is None else informative[0]) == 0:
+            from cellvae.training.collapse import collapse_advice
+
+            advice = collapse_advice(
+                _run_options(_latest(run_dir, "**/config.yaml")), None, embedding=True
+            )
             section.warnings.append(
                 f"posterior collapse: no latent unit varies across the {len(cells)} cells; "
-                "the embeddings do not tell the cells apart"
+                f"the embeddings do not tell the cells apart. For this run: {advice}"
             )
     if {"pca_0", "pca_1"} <= set(cells):
         fig, ax = plt.subplots(figsize=(4.5, 4))
@@ -249,6 +290,29 @@ def _cells(run_dir: Path, figdir: Path, table_path: Path | None) -> Section:
         ax.set_ylabel("PC 2")
         section.lines += ["", f"![embedding]({figdir.name}/{_save(fig, figdir / 'cells.png')})"]
     return section
+
+
+def _informative_cells(cells, latent: list[str]) -> tuple[int, str] | None:
+    """Informative units of a cell table (means and log-variances), and the line saying so."""
+    import torch
+
+    from cellvae.metrics.information import INFORMATIVE_NATS, mutual_information, unit_information
+
+    logvar = [c.replace("z_mean_", "z_logvar_") for c in latent]
+    if not set(logvar) <= set(cells.columns):
+        return None
+    mean = torch.from_numpy(cells[latent].to_numpy(np.float64))
+    var = torch.from_numpy(cells[logvar].to_numpy(np.float64))
+    info = unit_information(mean, var)
+    count = int((info > INFORMATIVE_NATS).sum())
+    sample = np.random.default_rng(0).permutation(len(cells))[:2000]
+    mi = mutual_information(mean[sample], var[sample], 2, torch.Generator().manual_seed(0))
+    return count, (
+        f"Informative latent units (each carries > {INFORMATIVE_NATS:g} nats about the cell): "
+        f"{count} of {len(latent)}; together {float(info.sum()):.2f} nats; mutual information "
+        f"of the embedding with the cell ≈ {mi:.2f} nats (at most ln {len(sample)} = "
+        f"{np.log(len(sample)):.2f} from {len(sample)} cells)."
+    )
 
 
 def _samples(run_dir: Path, figdir: Path, path: Path | None) -> Section:

@@ -28,6 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|all",
         help="time point of a time-lapse to embed, or 'all' (adds a t column)",
     )
+    parser.add_argument(
+        "--labels-static",
+        action="store_true",
+        help="with --t all: apply labels of a single frame to every time point (warns)",
+    )
+    parser.add_argument(
+        "--keep-neighbours",
+        action="store_true",
+        help="keep the other cells in each cell's crop (default: masked by background)",
+    )
+    parser.add_argument(
+        "--finetune",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="first fine-tune the model on the cells' centred crops for STEPS updates "
+        "(e.g. 300; the table's finetune_steps column records it)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="cells per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -40,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from cellvae.io.atomic import claim_outputs
 
     t = args.t
+    if args.finetune < 0:
+        raise CellvaeError(f"--finetune: {args.finetune} must be >= 0 (updates)")
     if t is not None and t != "all":
         if not t.isdigit():
             raise CellvaeError(f"--t: {t!r} must be a time point (0, 1, ...) or 'all'")
@@ -55,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             label_axes=args.axes,
             t=t,
+            neighbours="kept" if args.keep_neighbours else "masked",
+            labels_static=args.labels_static,
+            finetune_steps=args.finetune,
         )
     print(f"wrote {args.output} ({len(table)} cells)")
     return 0

@@ -2,8 +2,12 @@
 
 Cell geometry (centroid, bounding box, voxel count) is accumulated slab by slab over the label
 image, so memory does not grow with the image. Each cell's crop (the model's patch, centred on
-the rounded centroid, mirrored where it leaves the image) is read per batch, quantized and
-encoded; the posterior mean and log-variance become columns ``z_mean_i`` / ``z_logvar_i``.
+the rounded centroid, mirrored where it leaves the image) is read per batch; by default
+everything but the cell is masked (set to the crop's background level), so the code describes
+this cell and not its neighbours, unlabelled objects or its own mirror image at the border.
+The crop is quantized and encoded; the posterior mean and log-variance become columns
+``z_mean_i`` / ``z_logvar_i``, and the column ``neighbours`` says whether neighbours were
+``masked`` or ``kept``.
 ``pca_0/1`` (and ``umap_0/1`` when umap-learn is installed) give a 2D map for plotting. The
 ``index`` column holds the label id, which is how napari matches ``features`` rows to labels.
 """
@@ -18,6 +22,7 @@ import torch
 
 from cellvae.data.normalize import Quantizer
 from cellvae.errors import CellvaeError
+from cellvae.inference.crops import cell_crops
 from cellvae.inference.model import device_of, to_input
 
 #: Voxels of the label image read at once when measuring cells.
@@ -104,21 +109,6 @@ def measure_cells(labels, names: str, source: str = "labels") -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def crop_centered(image, center: Sequence[int], patch: Sequence[int]) -> np.ndarray:
-    """The ``patch``-sized crop of ``image`` (``(C, *S)``, lazily indexable) centred on ``center``.
-
-    The crop spans ``[c - p // 2, c - p // 2 + p)`` per axis; parts outside the image are
-    filled by mirroring the image at its border.
-    """
-    spatial = image.shape[1:]
-    lo = [int(c) - p // 2 for c, p in zip(center, patch)]
-    hi = [a + p for a, p in zip(lo, patch)]
-    read = tuple(slice(max(a, 0), min(b, s)) for a, b, s in zip(lo, hi, spatial))
-    crop = np.asarray(image[(slice(None), *read)])
-    pad = [(0, 0)] + [(max(-a, 0), max(b - s, 0)) for a, b, s in zip(lo, hi, spatial)]
-    return np.pad(crop, pad, mode="symmetric") if any(sum(p) for p in pad) else crop
-
-
 @torch.no_grad()
 def cell_embeddings(
     vae: torch.nn.Module,
@@ -130,6 +120,7 @@ def cell_embeddings(
     batch_size: int = 64,
     progress: bool = True,
     source: str = "labels",
+    neighbours: str = "masked",
 ) -> pd.DataFrame:
     """Geometry and latent posterior of every labelled cell, one row per cell.
 
@@ -142,6 +133,7 @@ def cell_embeddings(
     quantizers : one per channel, raw → model input.
     patch : crop shape (the model's patch).
     batch_size : cells encoded per forward pass (crops are read per batch).
+    neighbours : ``masked`` (all but the cell set to the background level) or ``kept``.
     """
     from tqdm.auto import tqdm
 
@@ -150,21 +142,20 @@ def cell_embeddings(
             f"labels: shape {tuple(labels.shape)} differs from the image's {tuple(image.shape[1:])}"
         )
     table = measure_cells(labels, names, source)
-    centers = np.rint(table[[f"centroid_{a}" for a in names]].to_numpy()).astype(np.int64)
     means, logvars = [], []
     device = device_of(vae)
     for start in tqdm(
         range(0, len(table), batch_size), desc="embed", unit="batch", disable=not progress
     ):
-        crops = np.stack(
-            [crop_centered(image, c, patch) for c in centers[start : start + batch_size]]
-        )
+        rows = table.iloc[start : start + batch_size]
+        crops = cell_crops(image, labels, rows, names, patch, neighbours)
         x = torch.from_numpy(to_input(crops.astype(np.float32), quantizers)).to(device)
         mean, logvar = vae.embed(x)
         means.append(mean.float().cpu().numpy())
         logvars.append(logvar.float().cpu().numpy())
     mean, logvar = np.concatenate(means), np.concatenate(logvars)
     table.insert(0, "index", table["label"])
+    table["neighbours"] = neighbours
     latent = {f"z_mean_{i}": mean[:, i] for i in range(mean.shape[1])}
     latent |= {f"z_logvar_{i}": logvar[:, i] for i in range(logvar.shape[1])}
     table = pd.concat([table, pd.DataFrame(latent, index=table.index)], axis=1)
@@ -190,6 +181,31 @@ def add_projections(table: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
     return table
 
 
+#: at most this many cells' crops are used to fine-tune (a seeded sample of them)
+FINETUNE_CELLS = 4096
+
+
+def finetune_on_cells(
+    vae: torch.nn.Module,
+    crops: np.ndarray,
+    quantizers: Sequence[Quantizer],
+    steps: int,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """Fine-tune ``vae`` for ``steps`` updates on cell crops ``(N, C, *patch)`` (raw units).
+
+    The crops are the ones embedding reads (centred, masked as asked), at most
+    :data:`FINETUNE_CELLS` of them (seeded sample); see :mod:`cellvae.training.finetune`.
+    """
+    from cellvae.training.finetune import finetune
+
+    if len(crops) > FINETUNE_CELLS:
+        keep = np.random.default_rng(seed).choice(len(crops), FINETUNE_CELLS, replace=False)
+        crops = crops[np.sort(keep)]
+    x = torch.from_numpy(to_input(crops.astype(np.float32), quantizers))
+    return finetune(vae, x, steps, seed=seed)
+
+
 def _frames(image, t: int | str | None, source: str) -> list[int | None]:
     """Time points to embed: ``[None]`` without a time axis, else the chosen ones."""
     n = image.shape[image.axes.index("t")] if "t" in image.axes else 1
@@ -206,6 +222,26 @@ def _frames(image, t: int | str | None, source: str) -> list[int | None]:
     if not 0 <= t < n:
         raise CellvaeError(f"--t: {t} out of range; {source} has {n} time point(s)")
     return [t] if "t" in image.axes else [None]
+
+
+def _check_static_labels(lab, frames: list, labels_static: bool, source: str) -> None:
+    """Refuse single-frame labels for several time points unless ``labels_static`` (then warn)."""
+    import warnings
+
+    timed = "t" in lab.axes and lab.shape[lab.axes.index("t")] > 1
+    if timed or len(frames) < 2:
+        return
+    if not labels_static:
+        raise CellvaeError(
+            f"{source}: labels of one frame for {len(frames)} time points; give labels with a "
+            "t axis, embed one time point (--t N), or pass --labels-static to apply these "
+            "labels to every frame"
+        )
+    warnings.warn(
+        f"{source}: the same labels are applied to all {len(frames)} time points "
+        "(--labels-static); cells that move are embedded where the labels put them",
+        stacklevel=3,
+    )
 
 
 def _label_frame(lab_array, lab_axes: str, names: str, t: int | None, source: str):
@@ -240,13 +276,21 @@ def embed_file(
     progress: bool = True,
     label_axes: str | None = None,
     t: int | str | None = None,
+    neighbours: str = "masked",
+    labels_static: bool = False,
+    finetune_steps: int = 0,
 ):
     """``cellvae embed``: embed every cell of ``labels`` in the OME-Zarr ``input`` into a table:
     Parquet, or AnnData when ``output`` ends in ``.h5ad`` (:mod:`cellvae.io.tables`).
 
     ``t`` picks one time point of a time-lapse, or ``"all"`` embeds every one (a ``t``
-    column says which); labels with a time axis follow the image, labels without one apply
-    to every time point. ``label_axes`` names the axes of a label TIFF without metadata.
+    column says which); labels with a time axis follow the image. Labels of a single frame
+    are applied to every time point of ``"all"`` only with ``labels_static`` (cells that
+    move would otherwise be embedded at the wrong places without a word), with a warning.
+    ``neighbours`` masks (default) or keeps the other cells in each crop. ``finetune_steps``
+    > 0 first fine-tunes the model on the cells' crops (:func:`finetune_on_cells`); the
+    ``finetune_steps`` column records it.
+    ``label_axes`` names the axes of a label TIFF without metadata.
     Refuses (one line, nothing written) a 2D model on a volume, labels of another shape,
     labels that are not whole numbers >= 0, empty labels and an existing output without
     ``overwrite``.
@@ -263,6 +307,7 @@ def embed_file(
     frames = _frames(image, t, str(input))
     lab = open_labels(labels, axes=label_axes)
     check_label_dtype(lab.dtype, str(labels))
+    _check_static_labels(lab, frames, labels_static, str(labels))
     vae, hparams = load_model(ckpt)
     layout = Layout.of(image.axes, vae.ndim, source=str(input))
     if any(image.shape[p] > 1 for p in layout.loop if image.axes[p] != "t"):
@@ -294,6 +339,12 @@ def embed_file(
         lambda c: view[(c, *[slice(None, None, max(1, s // 512)) for s in view.shape[1:]])],
     )
     patch = default_patch(vae, hparams)
+    if finetune_steps > 0:
+        crops = []
+        for frame_view, frame_labels in zip(views, label_frames):
+            cells = measure_cells(frame_labels, names, str(labels))
+            crops.append(cell_crops(frame_view, frame_labels, cells, names, patch, neighbours))
+        finetune_on_cells(vae, np.concatenate(crops), quantizers, finetune_steps)
     tables = []
     for frame, frame_view, frame_labels in zip(frames, views, label_frames):
         part = cell_embeddings(
@@ -306,7 +357,9 @@ def embed_file(
             batch_size,
             progress,
             source=str(labels),
+            neighbours=neighbours,
         )
+        part["finetune_steps"] = int(finetune_steps)
         if frame is not None and (t == "all" or image.shape[image.axes.index("t")] > 1):
             part.insert(1, "t", frame)
         tables.append(part)

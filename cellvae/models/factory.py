@@ -5,7 +5,8 @@ from __future__ import annotations
 from cellvae.errors import ConfigError, check_choice, check_range
 from cellvae.models.base import VAE
 from cellvae.models.flat import FlatVAE
-from cellvae.models.geometry import resolve_factors
+from cellvae.models.geometry import resolve_factors, total_factor
+from cellvae.models.global_latent import GLOBAL_DECODER, GLOBAL_NORM, map_shape_for
 from cellvae.models.hierarchical import FINEST_LATENT, HierarchicalVAE
 from cellvae.models.likelihoods import make_likelihood
 
@@ -34,13 +35,20 @@ def build_model(
     finest_latent: str = "full",
     head_upsample: str = "nearest",
     head_width: int | None = None,
+    global_decoder: str = "map",
+    global_norm: str = "none",
+    global_logvar_floor: float | None = None,
+    global_top: bool = True,
 ) -> VAE:
     """Validate the options and build a :class:`FlatVAE` or :class:`HierarchicalVAE`.
 
     ``latent_dim`` is used by ``flat``; ``latent_channels``, ``groups_per_scale``,
-    ``global_dim``, ``finest_latent``, ``head_upsample`` and ``head_width`` by
-    ``hierarchical``. ``patch_size`` fixes the flat
-    model's shape and is checked against the hierarchical model's total downsampling.
+    ``global_dim``, ``finest_latent``, ``head_upsample``, ``head_width`` and the ``global_*``
+    options by ``hierarchical`` (``global_top``: no spatial group at the top scale when
+    ``groups_per_scale`` is one value, see :class:`HierarchicalVAE`). ``patch_size`` fixes
+    the flat model's shape, is checked against the hierarchical model's total downsampling
+    and sets the shape of the map the global latent generates (the top scale of a patch, at
+    most 4 per axis).
     ``downsample`` gives per-level, per-axis factors, or ``"auto"``: chosen from
     ``voxel_size`` (storage order; ``None`` = isotropic, 2 on every axis at every level, the
     layout of models built before these options existed). Bad values raise
@@ -52,6 +60,8 @@ def build_model(
     check_range("blocks_per_scale", blocks_per_scale, 1)
     check_range("global_dim", global_dim, 0)
     check_choice("finest_latent", finest_latent, FINEST_LATENT)
+    check_choice("global_decoder", global_decoder, GLOBAL_DECODER)
+    check_choice("global_norm", global_norm, GLOBAL_NORM)
     widths = [int(w) for w in widths]
     if not widths or min(widths) <= 0:
         raise ConfigError(f"widths: {widths} must be a non-empty list of positive ints")
@@ -79,6 +89,7 @@ def build_model(
         check_range("latent_channels", c, 1)
     n_steps = len(widths) - 1 + (finest_latent == "half")
     factors = resolve_factors(downsample, ndim, n_steps, voxel_size)
+    top = [max(p // d, 1) for p, d in zip(patch_size, total_factor(factors, ndim))]
     model = HierarchicalVAE(
         ndim,
         in_channels,
@@ -92,6 +103,11 @@ def build_model(
         finest_latent,
         head_upsample,
         head_width,
+        global_decoder,
+        map_shape_for(tuple(top)),
+        global_norm,
+        global_logvar_floor,
+        global_top,
     )
     model.check_patch_shape(patch_size)
     return model

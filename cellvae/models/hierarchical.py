@@ -3,13 +3,14 @@
 Bottom-up, a residual encoder produces features ``a_s`` at scales ``s = 0..S-1`` (each scale
 downsamples the one before by its per-axis factors, e.g. ``(1, 2, 2)`` for a stack whose
 z-step is coarser than its pixels). Top-down, the decoder starts at the coarsest scale from a
-learned constant, plus, with a global latent, a projection of
+learned constant plus, with a global latent,
 
     global     q(g | x) = N(mu, sigma) from the pooled coarsest features,  p(g) = N(0, I),
 
-broadcast over space (added to the state at every scale), so one vector of tens of numbers
-describes the whole patch wherever the cell sits in it. Then each latent group (one or
-several per scale) forms
+which either generates the top state and modulates every group below it (``map``, the
+default) or is added as a per-scale bias (``bias``, the first design); see
+:mod:`cellvae.models.global_latent`. One vector of tens of numbers describes the whole patch
+wherever the cell sits in it. Then each latent group (one or several per scale) forms
 
     prior      p(z_i | z_<i)    = N(mu_p, sigma_p)  from the decoder state h,
     posterior  q(z_i | x, z_<i) = N(mu_q, sigma_q)  from [h, a_s]   (training / encoding),
@@ -41,6 +42,13 @@ from cellvae.models.blocks import (
     upsample,
 )
 from cellvae.models.geometry import Factors, resolve_factors, total_factor
+from cellvae.models.global_latent import (
+    GLOBAL_DECODER,
+    GLOBAL_NORM,
+    MAP_SIDE,
+    GlobalLatent,
+    modulate,
+)
 from cellvae.models.latents import DiagonalGaussian
 from cellvae.models.likelihoods import Likelihood
 
@@ -106,53 +114,14 @@ class TopDownStage(nn.Module):
         return h, z, prior, post
 
 
-class GlobalLatent(nn.Module):
-    """A vector latent ``g`` ``(B, D)`` above the spatial hierarchy, with prior N(0, I).
-
-    Its posterior reads the coarsest encoder features averaged over space (so it does not
-    depend on where the cell sits in the patch); its draw enters the decoder as a per-scale
-    projection broadcast over space.
-
-    Parameters
-    ----------
-    dim : int
-        ``D``.
-    top_width : int
-        Channels of the coarsest encoder features.
-    widths : sequence of int
-        Decoder state channels per scale (finest first), one projection each.
-    z_scale : float
-        Initial scale of the projections (as for the spatial latents).
-    """
-
-    def __init__(self, dim: int, top_width: int, widths: tuple[int, ...], z_scale: float):
-        super().__init__()
-        self.dim = dim
-        self.posterior = nn.Sequential(
-            nn.Linear(top_width, top_width), nn.GELU(), nn.Linear(top_width, 2 * dim)
-        )
-        self.proj = nn.ModuleList(nn.Linear(dim, w) for w in widths)
-        with torch.no_grad():
-            for layer in self.proj:
-                layer.weight.mul_(z_scale)
-
-    def posterior_of(self, top_feature: Tensor) -> DiagonalGaussian:
-        """``q(g | x)`` from the coarsest features ``(B, w, *S)``, mean and logvar ``(B, D)``."""
-        pooled = F.gelu(top_feature).flatten(2).mean(2)
-        mean, logvar = self.posterior(pooled).chunk(2, dim=1)
-        return DiagonalGaussian(mean, soft_clamp(logvar, LOGVAR_LIMIT))
-
-    def broadcast(self, g: Tensor, scale: int, ndim: int) -> Tensor:
-        """Projection of ``g`` for ``scale``, ``(B, w_scale, 1, ...)``: broadcast over space."""
-        return self.proj[scale](g).reshape(g.shape[0], -1, *([1] * ndim))
-
-
-def _per_scale(name: str, value: int | tuple[int, ...] | list[int], n: int) -> tuple[int, ...]:
+def _per_scale(
+    name: str, value: int | tuple[int, ...] | list[int], n: int, low: int = 1
+) -> tuple[int, ...]:
     values = [value] * n if isinstance(value, int) else list(value)
     if len(values) != n:
         raise ConfigError(f"{name}: {values} needs one value per width ({n})")
     for v in values:
-        check_range(name, v, 1)
+        check_range(name, v, low)
     return tuple(int(v) for v in values)
 
 
@@ -177,6 +146,9 @@ class HierarchicalVAE(VAE):
         Residual blocks per scale in the encoder, and per latent group in the decoder.
     groups_per_scale : int or sequence of int
         Latent groups per scale (finest first), or one value for all (vdvae stacks several).
+        With a global latent a scale may have 0 groups: its decoder state is then shaped by
+        ``g`` alone (through residual blocks that ``g`` modulates), so no spatial latent can
+        describe the layout at that scale and it is cheapest to describe it in ``g``.
     global_dim : int
         Size of the global vector latent; 0 = none (the top group is then spatial).
     downsample : per-level factors or None
@@ -196,6 +168,21 @@ class HierarchicalVAE(VAE):
         Channels of the full-resolution head (``finest_latent='half'``); ``None`` =
         ``widths[0]``. Full-resolution work scales with it: with ``widths[0] // 2`` and
         ``shuffle`` the head costs a third of the ``nearest`` head at ``widths[0]``.
+    global_decoder : {"map", "bias"}
+        How the global latent enters the decoder: it generates the top state and modulates
+        every group (``map``), or it is a bias added at every scale (``bias``, the first
+        design); see :mod:`cellvae.models.global_latent`.
+    global_map : sequence of int or None
+        ``map``: spatial shape of the map ``g`` generates (the top scale of a training patch,
+        at most 4 per axis, resized to the top scale of any input); ``None`` = 4 per axis.
+    global_norm : {"none", "batch"}
+        ``batch``: BN-VAE, the global posterior mean batch-normalised with a fixed scale.
+    global_logvar_floor : float or None
+        Soft floor of the global posterior's log-variance (``None`` = none).
+    global_top : bool
+        With a global latent and one ``groups_per_scale`` value for all scales, put no
+        spatial group at the top scale (the global latent alone shapes it); a per-scale list
+        of ``groups_per_scale`` is taken as given.
 
     Notes
     -----
@@ -218,6 +205,11 @@ class HierarchicalVAE(VAE):
         finest_latent: str = "full",
         head_upsample: str = "nearest",
         head_width: int | None = None,
+        global_decoder: str = "map",
+        global_map: tuple[int, ...] | list[int] | None = None,
+        global_norm: str = "none",
+        global_logvar_floor: float | None = None,
+        global_top: bool = False,
     ) -> None:
         super().__init__()
         if ndim not in (2, 3):
@@ -228,6 +220,8 @@ class HierarchicalVAE(VAE):
         check_range("global_dim", global_dim, 0)
         check_choice("finest_latent", finest_latent, FINEST_LATENT)
         check_choice("head_upsample", head_upsample, HEAD_UPSAMPLE)
+        check_choice("global_decoder", global_decoder, GLOBAL_DECODER)
+        check_choice("global_norm", global_norm, GLOBAL_NORM)
         if head_width is not None:
             check_range("head_width", head_width, 1)
         n = len(widths)
@@ -236,10 +230,18 @@ class HierarchicalVAE(VAE):
         self.likelihood = likelihood
         self.widths = tuple(int(w) for w in widths)
         self.latent_channels = _per_scale("latent_channels", latent_channels, n)
-        self.groups_per_scale = _per_scale("groups_per_scale", groups_per_scale, n)
+        self.groups_per_scale = _per_scale("groups_per_scale", groups_per_scale, n, low=0)
         self.global_dim = int(global_dim)
+        if global_top and self.global_dim and isinstance(groups_per_scale, int):
+            self.groups_per_scale = (*self.groups_per_scale[:-1], 0)
+        if not self.global_dim and min(self.groups_per_scale) == 0:
+            raise ConfigError(
+                f"groups_per_scale: {list(self.groups_per_scale)} has a scale without groups, "
+                "which needs a global latent (global_dim > 0)"
+            )
         self.finest_latent = finest_latent
         self.head_upsample = head_upsample
+        self.global_decoder = global_decoder
         half = finest_latent == "half"
         self.factors = resolve_factors(downsample, ndim, n - 1 + half)
         self.downsampling = total_factor(self.factors, ndim)
@@ -248,6 +250,12 @@ class HierarchicalVAE(VAE):
         self.scale_factors = ((1,) * ndim, *self.factors[int(half) :])
         #: the scale of each stage, stages stored finest first (decoding runs them reversed)
         self.stage_scale = [s for s in range(n) for _ in range(self.groups_per_scale[s])]
+        #: the decoder's units in decoding order: ``(scale, stage index)`` for a latent group,
+        #: ``(scale, None)`` for the residual blocks of a scale without groups
+        self.units: list[tuple[int, int | None]] = []
+        for s in reversed(range(n)):
+            stages = [i for i, t in enumerate(self.stage_scale) if t == s]
+            self.units += [(s, i) for i in reversed(stages)] or [(s, None)]
         names = []
         for s in reversed(range(n)):
             k = self.groups_per_scale[s]
@@ -271,11 +279,34 @@ class HierarchicalVAE(VAE):
         z_scale = residual_scale(len(self.group_names))
         self.top_state = nn.Parameter(torch.zeros(1, widths[-1], *([1] * ndim)))
         if self.global_dim:
-            self.global_latent = GlobalLatent(self.global_dim, widths[-1], self.widths, z_scale)
+            map_shape = tuple(global_map) if global_map is not None else (MAP_SIDE,) * ndim
+            self.global_latent = GlobalLatent(
+                ndim,
+                self.global_dim,
+                widths[-1],
+                self.widths,
+                tuple(widths[s] for s, _ in self.units),
+                z_scale,
+                global_decoder,
+                map_shape,
+                global_norm,
+                global_logvar_floor,
+            )
         self.stages = nn.ModuleList(
             TopDownStage(ndim, widths[s], self.latent_channels[s], blocks_per_scale, z_scale)
             for s in self.stage_scale
         )
+        plain = [s for s, i in self.units if i is None]
+        if plain:
+            blocks = blocks_per_scale
+            self.plain = nn.ModuleDict(
+                {
+                    str(s): nn.Sequential(
+                        *(ResBlock(ndim, widths[s], last_init="zero") for _ in range(blocks))
+                    )
+                    for s in plain
+                }
+            )
         self.dec_up = nn.ModuleList(conv(ndim, widths[s], widths[s - 1], 1) for s in range(1, n))
         out_width = widths[0]
         if half:
@@ -340,26 +371,35 @@ class HierarchicalVAE(VAE):
         latents = list(latents) if latents is not None else [None] * len(self.group_names)
         h = self.top_state.expand(n, -1, *top)
         zs, priors, posts = [], [], []
-        g = None
+        g, films, bias = None, [None] * len(self.units), False
         if self.global_dim:
             g, prior, post = self._global(feats, n, latents.pop(0), temperature, use_mean)
             zs.append(g)
             priors.append(prior)
             posts.append(post)
+            bias = self.global_decoder == "bias"
+            if not bias:
+                h = h + self.global_latent.top_map(g, top)
+                films = self.global_latent.modulations(g)
         scale = len(self.widths) - 1
-        if g is not None:
-            h = h + self.global_latent.broadcast(g, scale, self.ndim)
-        for i, latent in zip(reversed(range(len(self.stages))), latents):
-            s = self.stage_scale[i]
+        if bias:
+            h = h + self.global_latent.broadcast(g, scale)
+        latents = iter(latents)
+        for (s, i), film in zip(self.units, films):
             while s < scale:  # entering a finer scale
                 # a 1x1 convolution commutes with nearest upsampling: mixing channels before
                 # upsampling is the same map at 1/prod(factor) of the work
                 h = upsample(self.dec_up[scale - 1](h), self.scale_factors[scale])
                 scale -= 1
-                if g is not None:
-                    h = h + self.global_latent.broadcast(g, scale, self.ndim)
+                if bias:
+                    h = h + self.global_latent.broadcast(g, scale)
+            if i is None:  # a scale without latent groups: g alone shapes it
+                h = self.plain[str(s)](modulate(h, film))
+                continue
             feature = feats[s] if feats is not None else None
-            h, z, prior, post = self.stages[i](h, feature, latent, temperature, use_mean)
+            h, z, prior, post = self.stages[i](
+                modulate(h, film), feature, next(latents), temperature, use_mean
+            )
             zs.append(z)
             priors.append(prior)
             posts.append(post)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from cellvae.errors import CellvaeError, ConfigError, check_choice, check_range
+from cellvae.metrics.information import INFORMATIVE_NATS, information_from_moments
 from cellvae.metrics.likelihood import (
     activity_from_moments,
     bits_per_dim,
@@ -29,6 +30,7 @@ from cellvae.metrics.likelihood import (
 )
 from cellvae.models.factory import ARCHS
 from cellvae.models.likelihoods import LIKELIHOODS
+from cellvae.training.collapse import collapse_advice
 from cellvae.training.images import image_grid, log_image_grid
 from cellvae.training.objective import elbo_terms, importance_log_weights
 from cellvae.training.schedules import (
@@ -66,6 +68,10 @@ LATER_MODEL_KEYS = {
     "min_log_scale": -7.0,
     "head_upsample": "nearest",
     "head_width": None,
+    "global_decoder": "bias",
+    "global_norm": "none",
+    "global_logvar_floor": None,
+    "global_top": False,
 }
 
 
@@ -97,7 +103,7 @@ def validate_model_config(hparams: Mapping[str, Any]) -> None:
         raise ConfigError(f"model.patch_size: {list(shape)} must be positive")
     groups = hparams.get("groups_per_scale", 1)
     for g in [groups] if isinstance(groups, int) else groups:
-        check_range("model.groups_per_scale", g, 1)
+        check_range("model.groups_per_scale", g, 0)
     check_range("model.global_dim", hparams.get("global_dim", 0), 0)
     check_choice("model.finest_latent", hparams.get("finest_latent", "full"), ("full", "half"))
     check_choice(
@@ -105,6 +111,8 @@ def validate_model_config(hparams: Mapping[str, Any]) -> None:
     )
     if hparams.get("head_width") is not None:
         check_range("model.head_width", hparams["head_width"], 1)
+    check_choice("model.global_decoder", hparams.get("global_decoder", "map"), ("map", "bias"))
+    check_choice("model.global_norm", hparams.get("global_norm", "none"), ("none", "batch"))
 
 
 def build_vae(hparams: Mapping[str, Any]) -> nn.Module:
@@ -181,6 +189,13 @@ class VAEModule(L.LightningModule):
         that does its 3×3 work at half resolution) and its channels (``None`` = ``widths[0]``).
         Most of a small model's training work is this head: ``shuffle`` at half the width
         costs a third (``benchmarks/bench_train.py``).
+    global_decoder, global_norm, global_logvar_floor, global_top
+        How the global latent (the cell embedding) reaches the decoder: ``map`` (it generates
+        the top state and modulates every group) or ``bias`` (the first design, what a
+        checkpoint without these options gets); ``batch`` normalises its posterior mean over
+        the batch (BN-VAE); a soft floor on its posterior log-variance; ``global_top``: no
+        spatial group at the top scale (with one ``groups_per_scale`` value), so the global
+        latent alone shapes it. See :mod:`cellvae.models.global_latent`.
     downsample, voxel_size
         Per-level, per-axis downsampling factors, or ``"auto"``: Y/X only until the voxels
         are near isotropic, from ``voxel_size`` (linked from the data in the CLI; ``None`` =
@@ -278,6 +293,10 @@ class VAEModule(L.LightningModule):
         finest_latent: str = "full",
         head_upsample: str = "nearest",
         head_width: int | None = None,
+        global_decoder: str = "map",
+        global_norm: str = "none",
+        global_logvar_floor: float | None = None,
+        global_top: bool = True,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
@@ -428,6 +447,7 @@ class VAEModule(L.LightningModule):
     # runs the same batches (the datamodule pads them), so every rank calls every reduce.
     def on_validation_epoch_start(self) -> None:
         self._moments: list[list] | None = None  # per group: [Σ μ, Σ μ², items]
+        self._noise: list[Tensor] | None = None  # per group: Σ σ² of the posterior
         self._grid_batch: Tensor | None = None
         self._sums: dict[str, Tensor] = {}  # metric -> Σ batch mean × real images
         self._counts: dict[str, Tensor] = {}  # metric -> real images
@@ -469,6 +489,7 @@ class VAEModule(L.LightningModule):
         self._add(figures, n)
         if posteriors is not None:
             self._accumulate_means(posteriors, keep=n > 0)
+            self._accumulate_noise(posteriors, keep=n > 0)
         if batch_idx == 0 and n > 0:
             self._grid_batch = x[: self.hparams.grid_images]
 
@@ -518,6 +539,46 @@ class VAEModule(L.LightningModule):
             acc[1] += sq
             acc[2] += n
 
+    def _accumulate_noise(self, posteriors, keep: bool = True) -> None:
+        """Add the posterior variances' sums (``keep=False``: zeros, as ``_accumulate_means``)."""
+        #: positions per image of each group (1 for a vector latent)
+        self._positions = [math.prod(p.mean.shape[2:]) for p in posteriors]
+        noise = [unit_moments(p.logvar.float().exp())[0] for p in posteriors]
+        if not keep:
+            noise = [torch.zeros_like(n) for n in noise]
+        if self._noise is None:
+            self._noise = noise
+        else:
+            self._noise = [acc + n for acc, n in zip(self._noise, noise)]
+
+    def _log_information(self, stage: str) -> int | None:
+        """Log each group's information (nats, summed over its units) and informative units.
+
+        A unit's information is ``1/2 log(1 + Var(mu) / E[sigma^2])`` per position, times the
+        positions per image (:func:`cellvae.metrics.information.group_information`); it is
+        informative above ``INFORMATIVE_NATS``. Returns the total of informative units
+        (``None``: no data).
+        """
+        if self._moments is None or self._noise is None:
+            return None
+        strategy = self.trainer.strategy
+        total = 0
+        groups = zip(self.eval_model.group_names, self._moments, self._noise, self._positions)
+        for name, (s, sq, n), noise, positions in groups:
+            # copies: the reduce is in place and _log_active_units reads the same sums
+            s, sq, noise = (strategy.reduce(v.clone(), reduce_op="sum") for v in (s, sq, noise))
+            # on the module's device: NCCL reduces GPU tensors only
+            n = torch.tensor(float(n), device=self.device)
+            count = max(float(strategy.reduce(n, reduce_op="sum")), 1.0)
+            signal = activity_from_moments(s, sq, count)
+            info = positions * information_from_moments(signal, noise / count)
+            informative = int((info > INFORMATIVE_NATS).sum())
+            total += informative
+            self.log(f"{stage}/informative_units/{name}", float(informative), sync_dist=True)
+            self.log(f"{stage}/information_nats/{name}", float(info.sum()), sync_dist=True)
+        self.log(f"{stage}/informative_units", float(total), sync_dist=True)
+        return total
+
     def _log_active_units(self, stage: str) -> int | None:
         """Log active units per group and in total; returns the total (``None``: no data)."""
         if self._moments is None:
@@ -525,8 +586,8 @@ class VAEModule(L.LightningModule):
         strategy = self.trainer.strategy
         total_active = 0
         for name, (s, sq, n) in zip(self.eval_model.group_names, self._moments):
-            s = strategy.reduce(s, reduce_op="sum")
-            sq = strategy.reduce(sq, reduce_op="sum")
+            s = strategy.reduce(s.clone(), reduce_op="sum")  # in place: keep the sums
+            sq = strategy.reduce(sq.clone(), reduce_op="sum")
             # on the module's device: NCCL reduces GPU tensors only
             n = torch.tensor(float(n), device=self.device)
             count = float(strategy.reduce(n, reduce_op="sum"))
@@ -538,19 +599,21 @@ class VAEModule(L.LightningModule):
         self.log(f"{stage}/active_units", float(total_active), sync_dist=True)
         return total_active
 
-    def _warn_on_collapse(self, total_active: int | None) -> None:
-        if total_active != 0 or self.trainer.sanity_checking:
+    def _warn_on_collapse(self, informative: int | None) -> None:
+        if informative != 0 or self.trainer.sanity_checking:
             return
+        advice = collapse_advice(dict(self.hparams), self.global_step)
         rank_zero_warn(
-            f"posterior collapse at step {self.global_step}: no latent unit is active (the "
-            f"variance of every posterior mean is <= model.active_threshold = "
-            f"{self.hparams.active_threshold}), so the decoder ignores the latents; lower "
-            "model.beta, set model.free_bits or warm up the KL (model.beta_schedule: linear)"
+            f"posterior collapse at step {self.global_step}: no latent unit carries information "
+            f"(each posterior mean moves across inputs by less than its own spread: < "
+            f"{INFORMATIVE_NATS:g} nats per unit), so the decoder ignores the latents. For this "
+            f"run: {advice}"
         )
 
     def on_validation_epoch_end(self) -> None:
         self._log_means()
-        self._warn_on_collapse(self._log_active_units("val"))
+        self._log_active_units("val")
+        self._warn_on_collapse(self._log_information("val"))
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
         if self.hparams.grid_images > 0 and self._grid_batch is not None:
@@ -558,7 +621,8 @@ class VAEModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_means()
-        self._warn_on_collapse(self._log_active_units("test"))
+        self._log_active_units("test")
+        self._warn_on_collapse(self._log_information("test"))
 
     @torch.no_grad()
     def _image_grid(self, x: Tensor):

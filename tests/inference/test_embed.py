@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from cellvae.errors import CellvaeError
-from cellvae.inference.embed import crop_centered, embed_file, measure_cells
+from cellvae.inference.crops import crop_centered
+from cellvae.inference.embed import embed_file, measure_cells
 from tests.inference.helpers import IdentityVAE, stand_in, write_test_image
 
 

@@ -143,3 +143,58 @@ def test_a_model_that_ignores_its_input_has_radius_zero():
 def test_margin_never_goes_negative_and_overlap_has_a_floor():
     assert margin_for((-1, 4), (30, 30)) == (0, 4)
     assert overlap_for((0, 1), (64, 3)) == (2, 1)  # floor of 2, but at most half the tile
+
+
+class AnisotropicBlurVAE(IdentityVAE):
+    """A 3D model with anisotropic downsampling (``(1, 2, 4)`` per level, as a confocal stack's
+    model halves Y and X before Z) whose reconstruction is a separable box blur of radii
+    ``(rz, ry, rx)``: its receptive field is known per axis."""
+
+    def __init__(self, radii: tuple[int, int, int], downsampling=(1, 2, 4)):
+        super().__init__(ndim=3)
+        self.radii, self.downsampling, self.shapes = radii, downsampling, []
+
+    def reconstruct_params(self, x, sample=False):
+        self.shapes.append(tuple(x.shape[2:]))
+        for axis, r in enumerate(self.radii):
+            kernel = [1, 1, 1]
+            kernel[axis] = 2 * r + 1
+            box = torch.ones(1, 1, *kernel, dtype=x.dtype) / (2 * r + 1)
+            x = torch.nn.functional.conv3d(x, box, padding=tuple(k // 2 for k in kernel))
+        return x
+
+
+@pytest.mark.parametrize("radii", [(1, 3, 6), (4, 1, 2)])
+def test_receptive_radius_and_overlap_of_an_anisotropic_3d_model(radii):
+    """Per-axis known answer: each axis' radius is its own blur's, whatever the others are
+    (an axis mix-up, e.g. Z's radius reported for X, cannot pass both orders); the probe is a
+    multiple of each axis' downsampling; the overlap is three radii per axis."""
+    vae = AnisotropicBlurVAE(radii)
+    tile = (24, 96, 128)
+    assert receptive_radius(vae, tile) == radii
+    assert vae.shapes == [(24, 64, 64)]  # at most 64 per axis, multiples of (1, 2, 4)
+    assert overlap_for(radii, tile) == tuple(max(3 * r, 2) for r in radii)
+
+
+def test_a_hierarchical_model_downsampling_yx_first_sees_farther_in_yx_than_in_z():
+    """A real 3D ladder VAE with levels (1, 2, 2), (1, 2, 2) (a stack whose z-step is twice
+    its pixel size): its field reaches farther along Y and X (4x downsampled) than along Z
+    (never downsampled), and equally far along Y and X. Swapping the model's Y and Z
+    (levels (2, 1, 2)) swaps their radii."""
+    from cellvae.models import build_model
+
+    def model(downsample):
+        torch.manual_seed(0)
+        vae = build_model(
+            "hierarchical", ndim=3, patch_size=(8, 16, 16), widths=[4, 8, 8],
+            latent_channels=2, downsample=downsample, global_dim=0,
+        )  # fmt: skip
+        with torch.no_grad():
+            for p in vae.parameters():  # move the zero-initialised layers
+                p.add_(0.05 * torch.randn_like(p))
+        return vae.eval()
+
+    rz, ry, rx = receptive_radius(model([(1, 2, 2), (1, 2, 2)]), (32, 32, 32))
+    assert rz < ry and abs(ry - rx) <= 1
+    sz, sy, sx = receptive_radius(model([(2, 1, 2), (2, 1, 2)]), (32, 32, 32))
+    assert sy < sz and abs(sz - sx) <= 1

@@ -47,3 +47,26 @@ def test_module_resolves_auto_downsampling_into_the_checkpoint(tmp_path) -> None
     with torch.no_grad():
         torch.testing.assert_close(vae.embed(x)[0], module.model.embed(x)[0])
         assert vae.embed(x)[0].shape == (2, 3)
+
+
+def test_checkpoint_with_the_first_global_latent_design_loads_as_it_was() -> None:
+    """``data/old_global2d.ckpt`` was written at commit 7fda7d5, when the global latent was
+    a per-scale bias (no ``global_decoder``, ``global_norm`` or ``global_logvar_floor``);
+    it must rebuild that design and compute what that code computed."""
+    ckpt = torch.load(DATA / "old_global2d.ckpt", weights_only=True)
+    assert "global_decoder" not in ckpt["hyper_parameters"]
+    expected = torch.load(DATA / "old_global2d_outputs.pt", weights_only=True)
+    vae, _ = load_vae(DATA / "old_global2d.ckpt")  # strict state-dict load
+    assert vae.global_decoder == "bias"
+    with torch.no_grad():
+        torch.testing.assert_close(vae.reconstruct_params(expected["x"]), expected["params"])
+        torch.testing.assert_close(vae.embed(expected["x"])[0], expected["embed"])
+        torch.testing.assert_close(
+            vae.decode_embedding(torch.ones(1, 3), (16, 16)), expected["decoded"]
+        )
+
+
+def test_new_modules_default_to_the_global_map_design() -> None:
+    module = VAEModule(patch_size=16, widths=[4, 8], latent_channels=2, global_dim=3)
+    assert module.hparams.global_decoder == "map"
+    assert module.model.global_decoder == "map"

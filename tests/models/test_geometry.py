@@ -45,7 +45,7 @@ def test_anisotropic_hierarchical_model_keeps_z_at_the_first_levels() -> None:
     patch = (4, 32, 32)
     model = build_model(
         "hierarchical", 3, 1, "dlogistic", 8, patch, widths=[4, 4, 8, 8], latent_channels=2,
-        global_dim=3, voxel_size=[0.5, 0.1, 0.1],
+        global_dim=3, voxel_size=[0.5, 0.1, 0.1], global_top=False,
     )  # fmt: skip
     assert model.factors == ((1, 2, 2), (1, 2, 2), (2, 2, 2))
     assert model.downsampling == (2, 8, 8)

@@ -34,8 +34,14 @@ def test_active_units_count_channels_not_positions(tmp_path, tiny, loader):
 
 
 def test_validation_warns_when_the_posterior_collapses(tmp_path, tiny, loader):
+    # the warning is decided by information (tests/training/test_collapse_advice.py), not by
+    # the variance threshold, which still sets the logged active-unit count
     module = VAEModule(**tiny, active_threshold=1e9)
+    with torch.no_grad():
+        for stage in module.model.stages:  # constant posterior means: no information
+            stage.posterior.c4.weight.zero_()
+            stage.posterior.c4.bias.zero_()
     trainer = make_trainer(tmp_path, limit_val_batches=1)
-    with pytest.warns(UserWarning, match="posterior collapse.*no latent unit is active"):
+    with pytest.warns(UserWarning, match="posterior collapse.*no latent unit carries information"):
         trainer.validate(module, loader, verbose=False)
     assert float(trainer.callback_metrics["val/active_units"]) == 0
