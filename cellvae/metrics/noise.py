@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -115,22 +116,16 @@ def _window_starts(sizes: tuple[int, ...], window: int, max_windows: int) -> lis
     total = int(np.prod([len(s) for s in starts]))
     if total > max_windows:
         keep = (max_windows / total) ** (1 / len(sizes))
-        starts = [
-            s[np.unique(np.linspace(0, len(s) - 1, max(1, round(len(s) * keep))).round())].astype(
-                int
-            )
-            for s in starts
-        ]
+        picks = [np.linspace(0, len(s) - 1, max(1, round(len(s) * keep))) for s in starts]
+        starts = [s[np.unique(p.round().astype(int))] for s, p in zip(starts, picks)]
     return starts
 
 
-def window_noise_floors(
-    image, ndim: int, window: int = 32, max_windows: int = MAX_WINDOWS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Tapered mean and noise floor of non-overlapping windows, for the variance fit.
+class WindowFloors(NamedTuple):
+    """Per-window figures of :func:`window_noise_floors`.
 
-    Returns
-    -------
+    Attributes
+    ----------
     mean : ``(W,)`` ``sum(taper**2 * x) / sum(taper**2)`` of each window.
     floor : ``(W,)`` mean power per Fourier coefficient beyond :data:`OUTER_FREQUENCY`,
         divided by ``sum(taper**2)``: the window's noise variance if only noise is there.
@@ -138,18 +133,37 @@ def window_noise_floors(
         are clipped.
     relative_sd : expected relative standard deviation of one window's ``floor`` for pure
         white Gaussian noise.
+    inner, corner : ``(W,)`` mean power per coefficient in the shells
+        ``OUTER_FREQUENCY..0.55`` and beyond 0.6 cycles/px: equal for white noise, the
+        inner larger where signal reaches the spectrum's corners.
     """
+
+    mean: np.ndarray
+    floor: np.ndarray
+    clipped: np.ndarray
+    relative_sd: float
+    inner: np.ndarray
+    corner: np.ndarray
+
+
+def window_noise_floors(
+    image, ndim: int, window: int = 32, max_windows: int = MAX_WINDOWS
+) -> WindowFloors:
+    """Tapered mean and noise floor of non-overlapping windows, for the variance fit
+    (:class:`WindowFloors`); at most ``max_windows`` of them, spread evenly."""
     shape = tuple(int(s) for s in image.shape)
     lead_shape, sizes = shape[:-ndim], shape[-ndim:]
     check_range("window", window, low=4, high=min(sizes))
     taper = apodization((window,) * ndim, "hann")  # periodic: a three-coefficient spectrum
     t2 = taper**2
     freq = radial_frequency((window,) * ndim, real=True)
-    outer = (freq >= OUTER_FREQUENCY) * rfft_weights((window,) * ndim)
+    weights = rfft_weights((window,) * ndim)
+    outer = (freq >= OUTER_FREQUENCY) * weights
+    shells = [((freq >= OUTER_FREQUENCY) & (freq < 0.55)) * weights, (freq >= 0.6) * weights]
     levels = clip_levels(image)
     n_lead = max(1, int(np.prod(lead_shape)))
     starts = _window_starts(sizes, window, max(1, max_windows // n_lead))
-    means, floors, clipped = [], [], []
+    means, floors, clipped, inner, outermost = [], [], [], [], []
     axes = tuple(range(1, ndim + 1))
     for lead in np.ndindex(*lead_shape):
         for corner in itertools.product(*starts[:-1]):
@@ -168,9 +182,18 @@ def window_noise_floors(
             centred = wins - wins.mean(axis=axes, keepdims=True)
             spectrum = np.abs(np.fft.rfftn(centred * taper, axes=axes)) ** 2
             floors.append(np.sum(spectrum * outer, axis=axes) / outer.sum() / t2.sum())
+            inner.append(np.sum(spectrum * shells[0], axis=axes) / shells[0].sum())
+            outermost.append(np.sum(spectrum * shells[1], axis=axes) / max(shells[1].sum(), 1))
     spread = taper.size * np.sum(taper**4) / t2.sum() ** 2
     relative_sd = float(np.sqrt(2.0 * spread / outer.sum()))
-    return np.concatenate(means), np.concatenate(floors), np.concatenate(clipped), relative_sd
+    return WindowFloors(
+        np.concatenate(means),
+        np.concatenate(floors),
+        np.concatenate(clipped),
+        relative_sd,
+        np.concatenate(inner),
+        np.concatenate(outermost),
+    )
 
 
 def _weighted_line(
@@ -214,16 +237,17 @@ def fit_noise_line(
     model : the fitted :class:`NoiseModel`.
     diagnostics : ``windows_used``, ``windows_clipped``, ``windows_outlying``,
         ``outer_frequency_cycles_per_px``, ``scatter_over_expected`` (about 1 when the floor
-        is white noise; well above 1 when signal reaches the spectrum's corners), and the
-        fitted points' intensity range.
+        is white noise), ``outer_spectrum_ratio`` (power at 0.45-0.55 over power beyond 0.6
+        cycles/px: about 1 for white noise, well above 1 when signal reaches the spectrum's
+        corners, i.e. the floor is not noise alone) and the fitted points' intensity range.
 
     Raises
     ------
     CellvaeError
         when fewer than :data:`MIN_WINDOWS` unclipped windows remain.
     """
-    mean, floor, clipped, relative_sd = window_noise_floors(image, ndim, window)
-    mean = mean - shift
+    floors = window_noise_floors(image, ndim, window)
+    mean, floor, clipped, relative_sd = floors.mean - shift, floors.floor, *floors[2:4]
     use = ~clipped & np.isfinite(floor) & np.isfinite(mean)
     if use.sum() < MIN_WINDOWS:
         raise CellvaeError(
@@ -250,6 +274,9 @@ def fit_noise_line(
         "windows_outlying": int((use & ~inlier).sum()),
         "outer_frequency_cycles_per_px": OUTER_FREQUENCY,
         "scatter_over_expected": scatter,
+        "outer_spectrum_ratio": float(
+            np.sum(floors.inner[inlier]) / max(float(np.sum(floors.corner[inlier])), 1e-300)
+        ),
         "intensity_range": [float(mean[inlier].min() + shift), float(mean[inlier].max() + shift)],
     }
     return NoiseModel(a, b), diagnostics
