@@ -19,6 +19,7 @@ pile-up at the image's minimum or maximum) are left out, since clipping lowers t
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -38,6 +39,8 @@ CLIPPED_SHARE = 0.01
 MIN_WINDOWS = 16
 #: most windows the fit reads (an evenly spread subset of a larger image)
 MAX_WINDOWS = 4096
+#: an outer spectrum ratio above this means signal beyond the cut-off: the fit warns
+OUTER_RATIO_WARNING = 1.5
 #: values sampled to find clip levels
 _LEVEL_SAMPLE = 2**22
 
@@ -69,6 +72,7 @@ class CameraModel:
         ``"estimated"`` or ``"unknown"`` (offset and read noise cannot both be estimated:
         only ``read_noise**2 - gain * offset`` is seen in the data).
     fit : diagnostics of the variance-versus-mean fit when one was made, else None.
+    metadata_source : which metadata record the ``"metadata"`` parameters came from.
     """
 
     gain: float | None
@@ -78,6 +82,7 @@ class CameraModel:
     noise: NoiseModel
     sources: dict[str, str] = field(default_factory=dict)
     fit: dict | None = None
+    metadata_source: str | None = None
 
     def to_dict(self) -> dict:
         """Plain numbers and strings, for JSON."""
@@ -89,6 +94,7 @@ class CameraModel:
             "noise_variance_slope": self.noise.slope,
             "noise_variance_intercept": self.noise.intercept,
             "sources": dict(self.sources),
+            "metadata_source": self.metadata_source,
             "fit": self.fit,
         }
 
@@ -268,7 +274,7 @@ def fit_noise_line(
     scatter = float(np.std(floor[use] / predicted - 1.0) / relative_sd)
     diagnostics = {
         "method": "variance-versus-mean fit of the noise floor beyond "
-        f"{OUTER_FREQUENCY} cycles/px in {window} px windows",
+        f"{OUTER_FREQUENCY} cycles/px in {window} px {ndim}D windows",
         "windows_used": int(inlier.sum()),
         "windows_clipped": int(clipped.sum()),
         "windows_outlying": int((use & ~inlier).sum()),
@@ -301,7 +307,11 @@ def camera_model(
     gain, offset, read_noise : known parameters (None where unknown), output units.
     sources : where each known parameter came from (``"metadata"`` or ``"given"``, the default).
     quantised : integer data (adds 1/12 to the variance); default from ``image``'s dtype.
-    window : window edge of the variance fit, px.
+    window : window edge of the variance fit, px; shrunk to fit the image, and 2D windows
+        plane by plane on a stack thinner than it.
+
+    Warns (and records ``fit["warning"]``) when the spectrum beyond the cut-off is not flat,
+    i.e. the estimated noise floor holds signal (undersampled or noise-free images).
     """
     known = {"gain": gain, "offset": offset, "read_noise": read_noise}
     for name, value in known.items():
@@ -319,6 +329,14 @@ def camera_model(
     if image is None:
         raise CellvaeError("the camera model is incomplete and there is no image to estimate it")
     ndim = min(len(image.shape), 3) if ndim is None else ndim
+    if min(image.shape[-ndim:]) < window:  # a thin stack: plane-by-plane windows
+        ndim = 2
+    window = min(window, *image.shape[-ndim:])
+    if window < 8:
+        raise CellvaeError(
+            f"the image {tuple(image.shape)} is too small to estimate its noise; give the "
+            "camera's gain, offset and read noise"
+        )
     if offset is not None and read_noise is not None:
         # var = gain * (value - offset) + read_noise**2 + q: only the gain is fitted
         shifted, fit = fit_noise_line(
@@ -327,6 +345,13 @@ def camera_model(
         model = NoiseModel(shifted.slope, read_noise**2 + q - shifted.slope * offset)
     else:
         model, fit = fit_noise_line(image, ndim, window, slope=gain)
+    if fit["outer_spectrum_ratio"] > OUTER_RATIO_WARNING:
+        fit["warning"] = (
+            f"the spectrum beyond {OUTER_FREQUENCY} cycles/px is not flat (ratio "
+            f"{fit['outer_spectrum_ratio']:.2g}): signal reaches it, so the estimated noise "
+            "includes signal; give the camera's gain, offset and read noise"
+        )
+        warnings.warn(fit["warning"], stacklevel=2)
     if gain is None:
         gain, source["gain"] = model.slope, "estimated"
     if read_noise is None and offset is not None:
