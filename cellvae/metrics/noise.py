@@ -100,10 +100,13 @@ class CameraModel:
 
 
 def clip_levels(image) -> list[float]:
-    """The image's minimum and/or maximum where pixels pile up there (clipped data).
+    """The values at which ``image`` is clipped: where pixels pile up at its extremes.
 
-    A strided sample (at most ~4 million values) is read; a level counts when more than
-    :data:`PILE_UP` of the sampled pixels sit exactly on it.
+    A strided sample (at most ~4 million values) is read. A level counts when more than
+    :data:`PILE_UP` of the sampled pixels sit exactly on it and it is a limit a camera or a
+    conversion clips at: for integer data (also stored as floats) 0 or ``2**k - 1`` (8 to 16
+    bits); for other floating point data the minimum or maximum (continuous values do not
+    repeat otherwise).
     """
     shape = tuple(int(s) for s in image.shape)
     step = max(1, int(np.ceil((np.prod(shape) / _LEVEL_SAMPLE) ** (1 / len(shape)))))
@@ -111,9 +114,11 @@ def clip_levels(image) -> list[float]:
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return []
-    return [
-        float(v) for v in sorted({sample.min(), sample.max()}) if np.mean(sample == v) > PILE_UP
-    ]
+    extremes = sorted({float(sample.min()), float(sample.max())})
+    if np.dtype(image.dtype).kind in "ui" or np.array_equal(sample, np.round(sample)):
+        limits = {0.0} | {float(2**bits - 1) for bits in range(8, 17)}
+        extremes = [v for v in extremes if v in limits]
+    return [v for v in extremes if np.mean(sample == v) > PILE_UP]
 
 
 def _window_starts(sizes: tuple[int, ...], window: int, max_windows: int) -> list[np.ndarray]:
@@ -307,8 +312,8 @@ def camera_model(
     gain, offset, read_noise : known parameters (None where unknown), output units.
     sources : where each known parameter came from (``"metadata"`` or ``"given"``, the default).
     quantised : integer data (adds 1/12 to the variance); default from ``image``'s dtype.
-    window : window edge of the variance fit, px; shrunk to fit the image, and 2D windows
-        plane by plane on a stack thinner than it.
+    window : window edge of the variance fit, px; shrunk to fit the image (and to give
+        :data:`MIN_WINDOWS` windows), and 2D windows plane by plane on a stack thinner than it.
 
     Warns (and records ``fit["warning"]``) when the spectrum beyond the cut-off is not flat,
     i.e. the estimated noise floor holds signal (undersampled or noise-free images).
@@ -332,6 +337,9 @@ def camera_model(
     if min(image.shape[-ndim:]) < window:  # a thin stack: plane-by-plane windows
         ndim = 2
     window = min(window, *image.shape[-ndim:])
+    planes = int(np.prod(image.shape[:-ndim]))
+    while window > 8 and planes * np.prod([n // window for n in image.shape[-ndim:]]) < MIN_WINDOWS:
+        window -= 4  # a small image: smaller windows, enough of them for the fit
     if window < 8:
         raise CellvaeError(
             f"the image {tuple(image.shape)} is too small to estimate its noise; give the "

@@ -109,6 +109,12 @@ def test_clip_levels_are_pile_ups_at_the_extremes(rng):
     clipped = np.clip(image, 95, 130)
     assert clip_levels(clipped) == [95.0, 130.0]
     assert clip_levels(np.full((4, 4), np.nan)) == []
+    # integers repeat: only a camera's or a conversion's limits count as clipping
+    levels = rng.integers(10, 30, (200, 200))
+    assert clip_levels(levels.astype(np.uint8)) == clip_levels(levels.astype(np.float32)) == []
+    assert clip_levels(np.clip(levels - 12, 0, 255).astype(np.uint8)) == [0.0]
+    assert clip_levels(np.clip(levels * 200, 0, 4095).astype(np.uint16)) == [4095.0]
+    assert clip_levels(np.clip(levels * 200, 0, 4000).astype(np.uint16)) == []
 
 
 def test_a_mostly_clipped_image_cannot_be_fitted_and_says_what_to_give(rng):
