@@ -16,8 +16,9 @@ mean ± standard deviation over seeds:
   image is clipped at 0, as the 8-bit 1000-photon images are).
 
 Run: ``python benchmarks/bench_blur_truth.py [--dims 2 3] [--photons 10 30 200 1000]
-[--seeds 3 4 5] [--steps 600] [--steps-3d 200] [--threads 1] [--out DIR]``; ``--out`` writes
-``rows.csv`` (one row per case, photon level and seed) and ``table.md``.
+[--seeds 3 4 5] [--seeds-3d 3] [--steps 600] [--steps-3d 200] [--model-seeds 1]
+[--threads 1] [--out DIR]``; ``--out`` writes ``rows.csv`` (one row per case, photon level and
+seed; updated as it goes) and ``table.md``. The camera is estimated for the first seed only.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600, help="VAE steps in 2D (0: no VAE)")
     parser.add_argument("--steps-3d", type=int, default=200, help="VAE steps in 3D (0: no VAE)")
     parser.add_argument("--model-seeds", type=int, default=1, help="seeds that train a VAE")
+    parser.add_argument(
+        "--seeds-3d", type=int, nargs="+", help="seeds of the 3D images (default: --seeds)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -84,11 +88,17 @@ def main() -> None:
     started = time.process_time()
     for ndim in args.dims:
         steps = args.steps if ndim == 2 else args.steps_3d
+        seeds = args.seeds if ndim == 2 or not args.seeds_3d else args.seeds_3d
         for photons in args.photons:
-            for k, seed in enumerate(args.seeds):
+            for k, seed in enumerate(seeds):
                 model_steps = steps if k < args.model_seeds else 0
-                part = validate(SHAPES[ndim], photons, seed, model_steps)
+                part = validate(SHAPES[ndim], photons, seed, model_steps, estimate_camera=k == 0)
                 rows += part
+                if args.out:  # what is done so far survives an interrupted run
+                    args.out.mkdir(parents=True, exist_ok=True)
+                    pd.DataFrame(rows).to_csv(
+                        args.out / "rows.csv", index=False, float_format="%.6g"
+                    )
                 print(
                     f"{ndim}D {photons:g} photons seed {seed}: "
                     f"{sum(r['cpu_seconds'] for r in part):.0f} CPU s",
