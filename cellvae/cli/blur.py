@@ -27,7 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cellvae blur``."""
     parser.add_argument("original", help="original image: OME-Zarr (or TIFF)")
     parser.add_argument("recon", help="reconstruction of the same shape: OME-Zarr (or TIFF)")
-    parser.add_argument("-o", "--output", required=True, help="blur map to write, e.g. BLUR.zarr")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="blur map (share kept per window) to write, e.g. BLUR.zarr",
+    )
     parser.add_argument("--summary", required=True, help="JSON summary to write, e.g. blur.json")
     parser.add_argument("--window", type=int, default=32, help="window edge in px (default 32)")
     parser.add_argument("--stride", type=int, help="step between windows in px (default window/2)")

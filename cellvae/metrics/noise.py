@@ -36,7 +36,9 @@ PILE_UP = 1e-3
 #: windows with more than this share of clipped pixels are left out of the fit
 CLIPPED_SHARE = 0.01
 #: fewest unclipped windows a fit accepts
-MIN_WINDOWS = 16
+MIN_WINDOWS = 8
+#: windows a small image is cut into at least (smaller windows), when it can be
+SMALL_IMAGE_WINDOWS = 16
 #: most windows the fit reads (an evenly spread subset of a larger image)
 MAX_WINDOWS = 4096
 #: an outer spectrum ratio above this means signal beyond the cut-off: the fit warns
@@ -313,7 +315,8 @@ def camera_model(
     sources : where each known parameter came from (``"metadata"`` or ``"given"``, the default).
     quantised : integer data (adds 1/12 to the variance); default from ``image``'s dtype.
     window : window edge of the variance fit, px; shrunk to fit the image (and to give
-        :data:`MIN_WINDOWS` windows), and 2D windows plane by plane on a stack thinner than it.
+        :data:`SMALL_IMAGE_WINDOWS` windows), and 2D windows plane by plane on a stack
+        thinner than it.
 
     Warns (and records ``fit["warning"]``) when the spectrum beyond the cut-off is not flat,
     i.e. the estimated noise floor holds signal (undersampled or noise-free images).
@@ -338,7 +341,10 @@ def camera_model(
         ndim = 2
     window = min(window, *image.shape[-ndim:])
     planes = int(np.prod(image.shape[:-ndim]))
-    while window > 8 and planes * np.prod([n // window for n in image.shape[-ndim:]]) < MIN_WINDOWS:
+    while (
+        window > 8
+        and planes * np.prod([n // window for n in image.shape[-ndim:]]) < SMALL_IMAGE_WINDOWS
+    ):
         window -= 4  # a small image: smaller windows, enough of them for the fit
     if window < 8:
         raise CellvaeError(
