@@ -31,9 +31,9 @@ FRC_MAX_EDGE = {2: 1024, 3: 128}
 MAP_MEANING = "share of the original's resolvable structure kept"
 #: how the worst regions are ranked, shown above the list
 RANKING = (
-    "worst regions: lowest share of the original's resolvable structure kept first "
-    "(1 = all kept, 0 = all lost; only windows whose signal stands clearly above noise); "
-    "click one to go there"
+    "worst regions, ranked by 'kept': the share of the original's resolvable structure kept, "
+    "lowest share first (1 = all kept, 0 = all lost; only windows whose signal stands clearly "
+    "above noise); click one to go there"
 )
 
 
@@ -191,10 +191,8 @@ def region_label(region: dict, centre: np.ndarray | None = None) -> str:
     """One worst region as a list entry: its ranking quantity first, then where it is."""
     where = ", ".join(f"{c:.0f}" for c in (region["centre"] if centre is None else centre))
     if "share_kept" in region:
-        return (
-            f"kept {region['share_kept']:.2f} of the structure "
-            f"(signal {region.get('signal_to_noise', float('nan')):.0f}x noise) at ({where})"
-        )
+        signal = region.get("signal_to_noise", float("nan"))
+        return f"kept {region['share_kept']:.2f} (signal {signal:.0f}x noise) at ({where})"
     return f"HF ratio {region.get('hf_ratio', float('nan')):.2f} at ({where})"
 
 

@@ -86,7 +86,7 @@ def test_summary_lines_and_region_labels_say_what_they_show() -> None:
         "global HF power ratio 0.134 against the noisy original (an old summary: not noise-aware)"
     ]
     region = {"centre": [10.4, 20.6], "share_kept": 0.25, "signal_to_noise": 12.3}
-    assert region_label(region) == "kept 0.25 of the structure (signal 12x noise) at (10, 21)"
+    assert region_label(region) == "kept 0.25 (signal 12x noise) at (10, 21)"
     assert region_label({"centre": [1, 2], "hf_ratio": 0.88}) == "HF ratio 0.88 at (1, 2)"
 
 

@@ -286,7 +286,7 @@ def test_blur_inspector_shows_the_stored_summary_its_ranking_and_one_colourbarre
     assert widget.ranking.text() == RANKING and "lowest share" in RANKING
     assert widget.regions.count() == len(stored["worst_regions"]) > 0
     first = stored["worst_regions"][0]
-    assert widget.regions.item(0).text().startswith(f"kept {first['share_kept']:.2f} of the")
+    assert widget.regions.item(0).text().startswith(f"kept {first['share_kept']:.2f} (signal")
     maps = [layer for layer in viewer.layers if layer.name.startswith("blur map")]
     assert len(maps) == 1 and maps[0].colorbar.visible
     widget.original_box.setCurrentText(
