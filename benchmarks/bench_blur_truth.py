@@ -9,7 +9,9 @@ VAE trained on the noisy image for ``--steps`` steps. Printed per case and photo
 mean ± standard deviation over seeds:
 
 - median share kept over windows with signal, from the noisy original and from the truth;
-- Spearman rank correlation of the two maps over the windows where both have a value;
+- Spearman rank correlation of the two maps over the windows where both have a value (it
+  needs windows that differ: the graded blur and the VAE; a uniform blur leaves little to
+  rank) and the median absolute difference of the two maps there;
 - share of background windows (no tubule within reach) called "no signal";
 - "reconstruction keeps" (px) from the noisy original and from the truth;
 - the global share with the camera *estimated* from the image instead of given (n/a where the
@@ -38,6 +40,7 @@ COLUMNS = {
     "median_share_noisy": "share kept (noisy original)",
     "median_share_truth": "share kept (truth)",
     "spearman": "Spearman noisy vs truth",
+    "median_abs_diff": "median abs. difference of the maps",
     "background_no_signal": "background no-signal",
     "keeps_px_noisy": "keeps px (noisy)",
     "keeps_px_truth": "keeps px (truth)",
@@ -82,7 +85,13 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--from-csv", type=Path, nargs="+", help="only print the table of earlier rows.csv files"
+    )
     args = parser.parse_args()
+    if args.from_csv:
+        print(table(pd.concat([pd.read_csv(p) for p in args.from_csv], ignore_index=True)))
+        return
     torch.set_num_threads(args.threads)
     rows = []
     started = time.process_time()
