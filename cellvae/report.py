@@ -196,8 +196,6 @@ def _shown(path: Path, run_dir: Path) -> str:
 
 
 def _blur(run_dir: Path, figdir: Path, summary_path: Path | None) -> Section:
-    import matplotlib.pyplot as plt
-
     section = Section("Reconstruction and blur")
     if summary_path is None:
         section.lines.append("No blur summary (`blur.json`) found.")
@@ -207,42 +205,176 @@ def _blur(run_dir: Path, figdir: Path, summary_path: Path | None) -> Section:
     except ValueError:
         raise CellvaeError(f"{summary_path}: not a JSON blur summary") from None
     section.lines.append(f"Summary: `{_shown(summary_path, run_dir)}`.")
+    noise_aware = "share_of_resolvable_structure_kept" in summary
+    if noise_aware:
+        section.lines += _blur_figures(summary)
+        section.warnings += _camera_warnings(summary)
     frc = summary.get("frc", {})
-    section.lines += [
-        f"- global high-frequency power ratio (reconstruction / original above "
-        f"{summary['cutoff_cycles_per_px']:g} cycles/px): **{_fixed(summary['global_hf_ratio'])}** "
-        "(1 = as sharp as the original, lower = blurrier)",
-        f"- median window ratio: {_fixed(summary['median_window_hf_ratio'])}",
-        f"- FRC 1/7 resolution: {_number(frc.get('resolution_1_7_px'))} px; half-bit: "
+    legacy = [
+        f"global high-frequency power ratio (reconstruction / original above "
+        f"{summary['cutoff_cycles_per_px']:g} cycles/px): "
+        + (
+            _fixed(summary["global_hf_ratio"])
+            if noise_aware
+            else f"**{_fixed(summary['global_hf_ratio'])}**"
+        )
+        + " (1 = as sharp as the original, lower = blurrier)",
+        f"median window ratio: {_fixed(summary['median_window_hf_ratio'])}",
+        f"FRC 1/7 resolution: {_number(frc.get('resolution_1_7_px'))} px; half-bit: "
         f"{_number(frc.get('resolution_half_bit_px'))} px",
     ]
+    if noise_aware:
+        section.lines += [
+            "- for comparison, against the *noisy* original (not noise-aware: removed noise "
+            "counts as lost detail): " + "; ".join(legacy)
+        ]
+    else:
+        section.lines += [f"- {line}" for line in legacy]
+    section.lines += _worst_table(summary, noise_aware)
+    section.lines += ["", _blur_panels(summary, figdir)]
+    if noise_aware and summary.get("resolution"):
+        section.lines += ["", _resolution_plot(summary, figdir)]
+    return section
+
+
+def _blur_figures(summary: dict) -> list[str]:
+    """The noise-aware figures of a ``cellvae blur`` summary, one bullet each."""
+    lines = [
+        "- share of the original's resolvable structure kept: "
+        f"**{_fixed(summary['share_of_resolvable_structure_kept'])}** (1 = all kept, 0 = all "
+        f"lost; {summary['windows_with_signal']} of {summary['windows']} windows have signal "
+        "above the original's noise, the others are shown as no signal)",
+        f"- {summary['resolution_sentence']} (the original resolves a detail where two "
+        "acquisitions would correlate above 1/7; the reconstruction keeps it where it keeps at "
+        "least half of the original's signal power)",
+    ]
+    camera = summary.get("camera") or {}
+    if camera:
+        parts = [
+            f"{name.replace('_', ' ')} {_number(camera.get(name))} "
+            f"({(camera.get('sources') or {}).get(name, 'unknown')})"
+            for name in ("gain", "offset", "read_noise")
+        ]
+        lines.append(
+            "- camera model: "
+            + ", ".join(parts)
+            + f"; noise variance = {_number(camera.get('noise_variance_slope'))} x intensity "
+            f"+ {_number(camera.get('noise_variance_intercept'))}"
+        )
+    truth = summary.get("truth")
+    if truth:
+        lines.append(
+            "- against the noise-free truth (`" + str(truth.get("path")) + "`): share kept "
+            f"**{_fixed(truth.get('share_of_resolvable_structure_kept'))}**, reconstruction "
+            f"keeps {truth.get('reconstruction_keeps_text', 'n/a')}; the noise-aware map and "
+            f"the truth-based map agree with Spearman {_fixed(truth.get('map_spearman'))} over "
+            f"{truth.get('map_spearman_windows', 0)} windows"
+        )
+    return lines
+
+
+def _camera_warnings(summary: dict) -> list[str]:
+    fit = (summary.get("camera") or {}).get("fit") or {}
+    return [f"blur: {fit['warning']}"] if fit.get("warning") else []
+
+
+def _worst_table(summary: dict, noise_aware: bool) -> list[str]:
     worst = summary.get("worst_regions", [])
-    if worst:
+    if not worst:
+        return []
+    if not noise_aware:
         keys = list(worst[0])
-        section.lines += ["", "Regions that lost the most detail:", ""]
-        section.lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        section.lines += ["| " + " | ".join(_number(w[k]) for k in keys) + " |" for w in worst]
-    panels = [("original", summary["original"]), ("reconstruction", summary["recon"])]
-    panels.append(("blur map (HF ratio)", summary["blur_map"]))
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+        lines = ["", "Regions that lost the most detail:", ""]
+        lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        return lines + ["| " + " | ".join(_number(w[k]) for k in keys) + " |" for w in worst]
+    columns = [
+        ("centre (px)", "centre"),
+        ("share of the original's structure kept", "share_kept"),
+        ("signal / noise deviation", "signal_to_noise"),
+    ]
+    if "share_kept_against_truth" in worst[0]:
+        columns.append(("share kept against the truth", "share_kept_against_truth"))
+    lines = [
+        "",
+        "Regions that kept the least of the original's structure (ranked by that share, lowest "
+        "first, among windows whose signal is at least "
+        f"{_number(summary.get('worst_region_threshold_noise_deviations'))} noise deviations):",
+        "",
+        "| " + " | ".join(title for title, _ in columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    return lines + [
+        "| " + " | ".join(_number(w.get(key)) for _, key in columns) + " |" for w in worst
+    ]
+
+
+def _blur_panels(summary: dict, figdir: Path) -> str:
+    """Original, reconstruction and the blur map(s) side by side; no-signal windows grey."""
+    import matplotlib.pyplot as plt
+
+    noise_aware = "share_of_resolvable_structure_kept" in summary
+    map_title = "share of structure kept" if noise_aware else "blur map (HF ratio)"
+    panels = [
+        ("original", summary["original"]),
+        ("reconstruction", summary["recon"]),
+        (map_title + (" (noise-aware)" if noise_aware else ""), summary["blur_map"]),
+    ]
+    if (summary.get("truth") or {}).get("blur_map"):
+        panels.append((map_title + " (against truth)", summary["truth"]["blur_map"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels), 3.6), layout="constrained")
     for ax, (title, path) in zip(axes, panels, strict=True):
         try:
             image = _preview(path)
         except CellvaeError:
-            ax.set_title(f"{title}: not found")
+            ax.set_title(f"{title}: not found", fontsize=9)
             ax.axis("off")
             continue
-        shown = ax.imshow(image, cmap="magma" if "blur" in title else "gray")
-        if "blur" in title:
+        is_map = title.startswith(map_title)
+        cmap = plt.get_cmap("magma" if is_map else "gray").copy()
+        cmap.set_bad((0.82, 0.82, 0.82))  # no signal above noise
+        shown = ax.imshow(image, cmap=cmap)
+        if is_map:
             shown.set_clim(0, 1)
-            fig.colorbar(shown, ax=ax, fraction=0.046)
-        ax.set_title(title)
-        ax.axis("off")
-    section.lines += [
-        "",
-        f"![reconstruction and blur]({figdir.name}/{_save(fig, figdir / 'blur.png')})",
-    ]
-    return section
+            fig.colorbar(shown, ax=ax, fraction=0.046, label="share kept; grey: no signal")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return f"![reconstruction and blur]({figdir.name}/{_save(fig, figdir / 'blur.png')})"
+
+
+def _resolution_plot(summary: dict, figdir: Path) -> str:
+    """Per ring: the original's expected FRC and the reconstruction's kept power."""
+    import matplotlib.pyplot as plt
+
+    res = summary["resolution"]
+    freqs = np.asarray(res["frequencies_cycles_per_px"], float)
+
+    def curve(key):
+        values = res.get(key)
+        return None if values is None else np.array([np.nan if v is None else v for v in values])
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    ax.plot(
+        freqs, curve("original_expected_frc"), label="original: expected FRC of two acquisitions"
+    )
+    ax.plot(
+        freqs,
+        curve("reconstruction_power_over_original_signal"),
+        label="reconstruction / original signal power",
+    )
+    truth = curve("reconstruction_power_over_truth")
+    if truth is not None:
+        ax.plot(freqs, truth, "--", label="reconstruction / truth power")
+    ax.axhline(1 / 7, color="0.5", lw=0.8, ls=":")
+    ax.axhline(0.5, color="0.5", lw=0.8, ls="-.")
+    for key, style in (("original_resolves_px", ":"), ("reconstruction_keeps_px", "-.")):
+        if res.get(key):
+            ax.axvline(1 / res[key], color="k", lw=0.8, ls=style)
+    ax.set_xlabel("spatial frequency (cycles/px)")
+    ax.set_ylim(-0.05, 1.3)
+    ax.set_title(summary.get("resolution_sentence", ""), fontsize=9)
+    ax.legend(fontsize=7)
+    return f"![resolution]({figdir.name}/{_save(fig, figdir / 'blur_resolution.png')})"
 
 
 def _cells(run_dir: Path, figdir: Path, table_path: Path | None) -> Section:

@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--output", required=True, help="output image, e.g. OUT.zarr")
     parser.add_argument(
+        "--truth-out",
+        metavar="PATH",
+        help="with --sample mitochondria_*: also write the noise-free truth there (OME-Zarr), "
+        "e.g. for cellvae blur --truth",
+    )
+    parser.add_argument(
         "--axes", help="axes of the input in storage order, e.g. ZYX, TYX, CZYX (default: metadata)"
     )
     parser.add_argument(
@@ -91,14 +97,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _ingest(args: argparse.Namespace) -> int:
     """:func:`run` once the output's folder exists."""
+    from cellvae.errors import CellvaeError
     from cellvae.io.atomic import claim_outputs
 
-    with claim_outputs([args.output], args.overwrite):
+    if args.truth_out and not args.sample:
+        raise CellvaeError("--truth-out needs --sample: only synthetic samples have a truth")
+    outputs = [args.output] + ([args.truth_out] if args.truth_out else [])
+    with claim_outputs(outputs, args.overwrite):
         if args.sample:
             from cellvae.data.samples import write_sample
 
-            out = write_sample(args.sample, args.output, overwrite=args.overwrite)
+            out = write_sample(
+                args.sample, args.output, overwrite=args.overwrite, truth_output=args.truth_out
+            )
             print(f"wrote sample {args.sample} with its labels to {out}")
+            if args.truth_out:
+                print(f"wrote its noise-free truth to {args.truth_out}")
             return 0
 
         from cellvae.io.ingest import ingest

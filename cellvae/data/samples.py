@@ -41,12 +41,16 @@ class SampleInfo:
 class Sample:
     """A loaded sample: the image, its instance labels and :class:`SampleInfo`.
 
-    It unpacks as ``image, labels = nuclei_2d()``; the metadata is ``.info``.
+    It unpacks as ``image, labels = nuclei_2d()``; the metadata is ``.info``. Synthetic
+    samples also carry their noise-free ``truth`` (float32, the image's expected value) and
+    the ``camera`` that made the noise (``gain``, ``offset``, ``read_noise``, ``source``).
     """
 
     image: np.ndarray
     labels: np.ndarray
     info: SampleInfo
+    truth: np.ndarray | None = None
+    camera: dict | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter((self.image, self.labels))
@@ -157,7 +161,14 @@ def _synthetic(name: str, shape: tuple[int, ...], **options: object) -> Sample:
         description="synthetic tubular networks 1-3 px wide, Gaussian PSF, Poisson-Gaussian "
         "noise; labels are one id per network",
     )
-    return Sample(synth.image, synth.labels, info)
+    meta = synth.metadata
+    camera = {
+        "gain": meta["gain"],
+        "offset": meta.get("offset", 0.0),
+        "read_noise": meta["read_noise"],
+        "source": f"{name}: the synthetic generator's camera",
+    }
+    return Sample(synth.image, synth.labels, info, truth=synth.clean, camera=camera)
 
 
 #: sample name -> loader returning a :class:`Sample`; used by the CLI, the demo and the
@@ -177,23 +188,40 @@ def load_sample(name: str) -> Sample:
     return SAMPLES[name]()
 
 
-def write_sample(name: str, output: str | os.PathLike, overwrite: bool = False) -> Path:
+def write_sample(
+    name: str,
+    output: str | os.PathLike,
+    overwrite: bool = False,
+    truth_output: str | os.PathLike | None = None,
+) -> Path:
     """Write sample ``name`` as an OME-Zarr image with statistics and its labels.
 
-    The labels go to ``output/labels/<kind>`` (``nuclei`` or ``mitochondria``); the whole image
-    appears at ``output`` only when complete.
+    The labels go to ``output/labels/<kind>`` (``nuclei`` or ``mitochondria``); a synthetic
+    sample's camera goes into the image's metadata (:mod:`cellvae.io.camera`) and, with
+    ``truth_output``, its noise-free truth to that OME-Zarr image (float32, same grid). Each
+    image appears only when complete.
     """
     import dask.array as da
 
     from cellvae.io.atomic import atomic_output
+    from cellvae.io.camera import write_camera
     from cellvae.io.labels import write_labels
     from cellvae.io.omezarr import write_image
     from cellvae.io.stats import intensity_stats
 
     sample = load_sample(name)
+    if truth_output is not None and sample.truth is None:
+        raise CellvaeError(
+            f"sample {name!r} has no noise-free truth; only the synthetic samples "
+            f"({', '.join(n for n in SAMPLES if n.startswith('mitochondria'))}) do"
+        )
     axes = sample.info.axes
     stats = intensity_stats(da.from_array(sample.image), axes)
     with atomic_output(output, overwrite) as tmp:
         write_image(tmp, sample.image, axes, voxel_size=sample.info.voxel_size, stats=stats)
         write_labels(tmp, sample.labels.astype(np.int32), name=name.split("_")[0])
+        if sample.camera is not None:
+            write_camera(tmp, sample.camera)
+    if truth_output is not None:
+        write_image(truth_output, sample.truth, axes, sample.info.voxel_size, overwrite=overwrite)
     return Path(output)

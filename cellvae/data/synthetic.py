@@ -9,10 +9,11 @@ has; tests and experiments use it to measure what a model keeps and what it blur
 Intensity model, per pixel, with ``s`` the PSF-blurred object scaled to a peak of 1::
 
     lam   = background + photons * s                 # expected photon count
-    clean = gain * lam                               # noise-free ground truth, output units
-    image = quantise(gain * Poisson(lam) + Normal(0, read_noise))
+    clean = gain * lam + offset                      # noise-free ground truth, output units
+    image = quantise(gain * Poisson(lam) + offset + Normal(0, read_noise))
 
-so in a flat region ``std(image - clean) ~ sqrt(gain * clean + read_noise**2 + 1/12)``.
+so in a flat region ``std(image - clean) ~ sqrt(gain * (clean - offset) + read_noise**2 + 1/12)``
+(the camera model the noise-aware blur map uses, :mod:`cellvae.metrics.noise`).
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ def mitochondria(
     read_noise: float = 2.0,
     bits: int = 8,
     gain: float | None = None,
+    offset: float = 0.0,
 ) -> SyntheticImage:
     """Draw a fluorescence-like image of mitochondrial networks, ``ndim = len(shape)``.
 
@@ -200,7 +202,10 @@ def mitochondria(
     background : expected background photon count per pixel.
     read_noise : Gaussian read-noise standard deviation in output units.
     bits : 8, 12 or 16; the image is quantised to ``2**bits`` levels (uint8 or uint16).
-    gain : output units per photon; ``None`` puts ``photons + background`` at 80 % of full scale.
+    gain : output units per photon; ``None`` puts ``photons + background`` at 80 % of the
+        range above ``offset``.
+    offset : output value at zero photons (a camera's offset keeps dim pixels from clipping
+        at 0); 0 by default.
     """
     shape = tuple(int(s) for s in shape)
     check_choice("ndim", len(shape), (2, 3))
@@ -208,6 +213,7 @@ def mitochondria(
     check_range("photons", photons, low=0.0)
     check_range("background", background, low=0.0)
     check_range("read_noise", read_noise, low=0.0)
+    check_range("offset", offset, low=0.0, high=2**bits - 1)
     check_range("branch_prob", branch_prob, low=0.0, high=1.0)
     check_range("n_tubules", n_tubules, low=1)
     check_range("width_range[0]", width_range[0], low=0.5, high=width_range[1])
@@ -218,7 +224,7 @@ def mitochondria(
         length_range = (0.1 * max(shape), 0.3 * max(shape))
     full_scale = 2**bits - 1
     if gain is None:
-        gain = 0.8 * full_scale / max(photons + background, 1e-12)
+        gain = 0.8 * (full_scale - offset) / max(photons + background, 1e-12)
     check_range("gain", gain, low=0.0)
 
     points, widths, branch_labels = _centrelines(
@@ -230,8 +236,8 @@ def mitochondria(
     blurred = ndimage.gaussian_filter(obj, sigma=tuple(sigma), mode="reflect")
     blurred /= max(float(blurred.max()), 1e-12)
     lam = background + photons * blurred
-    clean = (gain * lam).astype(np.float32)
-    noisy = gain * rng.poisson(lam) + rng.normal(0.0, read_noise, size=shape)
+    clean = (gain * lam + offset).astype(np.float32)
+    noisy = gain * rng.poisson(lam) + offset + rng.normal(0.0, read_noise, size=shape)
     dtype = np.uint8 if bits == 8 else np.uint16
     image = np.clip(np.round(noisy), 0, full_scale).astype(dtype)
     metadata = {
@@ -247,6 +253,7 @@ def mitochondria(
         "read_noise": read_noise,
         "bits": bits,
         "gain": float(gain),
+        "offset": float(offset),
     }
     return SyntheticImage(image, clean, labels, widths, branch_labels.astype(np.int32), metadata)
 

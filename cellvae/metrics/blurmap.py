@@ -91,39 +91,68 @@ class BlurMap:
         score = np.where(np.isfinite(self.ratio) & np.isfinite(share), share, 0.0)
         eligible = np.flatnonzero(score > 0)
         order = eligible[np.argsort(-score.flat[eligible], kind="stable")]
-        lead = len(self.shape) - self.ndim
-        reach = self.window / self.stride  # windows closer than this overlap
-        before = (self.window - self.stride) // 2
-        picked: list[np.ndarray] = []
-        regions: list[dict] = []
-        for flat in order:
-            index = np.array(np.unravel_index(flat, self.ratio.shape))
-            if any(
-                np.array_equal(p[:lead], index[:lead])
-                and np.all(np.abs(p[lead:] - index[lead:]) < reach)
-                for p in picked
-            ):
-                continue
-            picked.append(index)
-            start = index[lead:] * self.stride - before
-            sizes = np.array(self.shape[lead:])
+        regions = []
+        for flat, place in pick_windows(
+            order, self.ratio.shape, self.shape, self.window, self.stride, self.ndim, k
+        ):
             regions.append(
                 {
-                    "index": index.tolist(),
-                    "centre": [int(i) for i in index[:lead]]
-                    + (index[lead:] * self.stride + self.origin_px).tolist(),
-                    "start": [int(i) for i in index[:lead]] + np.maximum(start, 0).tolist(),
-                    "stop": [int(i) + 1 for i in index[:lead]]
-                    + np.minimum(start + self.window, sizes).tolist(),
+                    **place,
                     "hf_ratio": float(self.ratio.flat[flat]),
                     "original_hf_power": float(self.original_power.flat[flat]),
                     "hf_power_lost": float(lost.flat[flat]),
                     "foreground": float(weight.flat[flat]),
                 }
             )
-            if len(regions) == k:
-                break
         return regions
+
+
+def pick_windows(
+    order: np.ndarray,
+    grid: tuple[int, ...],
+    shape: tuple[int, ...],
+    window: int,
+    stride: int,
+    ndim: int,
+    k: int,
+) -> list[tuple[int, dict]]:
+    """The first ``k`` windows of ``order`` (flat indices into ``grid``) that overlap none
+    picked before, each with its place: ``index`` (map pixel), ``centre`` (image pixel, pixel
+    centres at integers), ``start`` and ``stop`` (the window's pixels, clipped to ``shape``).
+    Windows of different leading indices (planes, channels) never overlap."""
+    lead = len(shape) - ndim
+    reach = window / stride  # windows closer than this overlap
+    before = (window - stride) // 2
+    origin = (window - 1) / 2 - before
+    sizes = np.array(shape[lead:])
+    picked: list[np.ndarray] = []
+    out: list[tuple[int, dict]] = []
+    for flat in order:
+        if len(out) == k:
+            break
+        index = np.array(np.unravel_index(flat, grid))
+        if any(
+            np.array_equal(p[:lead], index[:lead])
+            and np.all(np.abs(p[lead:] - index[lead:]) < reach)
+            for p in picked
+        ):
+            continue
+        picked.append(index)
+        start = index[lead:] * stride - before
+        lead_index = [int(i) for i in index[:lead]]
+        out.append(
+            (
+                int(flat),
+                {
+                    "index": index.tolist(),
+                    "centre": lead_index + (index[lead:] * stride + origin).tolist(),
+                    "start": lead_index + np.maximum(start, 0).tolist(),
+                    "stop": [i + 1 for i in lead_index]
+                    + np.minimum(start + window, sizes).tolist(),
+                },
+            )
+        )
+    return out
 
 
 def _mirror(index: np.ndarray, n: int) -> np.ndarray:

@@ -1,32 +1,52 @@
-"""The blur inspector's logic: the blur map with read progress, the FRC, overlay geometry.
+"""The blur inspector's logic: the noise-aware blur map with read progress, its figures as
+text, the stored ``blur.json``, overlay geometry.
 
-:func:`inspect` computes exactly what ``cellvae blur`` computes
-(:func:`cellvae.metrics.sharpness.blur_map` on the whole image), while :class:`ReadProgress`
+:func:`inspect` computes exactly what ``cellvae blur`` computes (the camera model from the
+original's metadata or a fit, then :func:`cellvae.metrics.structure.structure_map` on the whole
+image and the figures of :mod:`cellvae.metrics.blur_summary`), while :class:`ReadProgress`
 reports how far the map's block-by-block reads have got through the original, so a napari
 worker can drive a progress bar and the interface never waits for the whole image.
+:func:`summary_lines` and :func:`region_label` turn a summary (computed, or the ``blur.json``
+stored with a results folder) into what the widget shows.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from cellvae.errors import CellvaeError
-from cellvae.metrics.sharpness import BlurMap, FRCResult, blur_map, frc
+from cellvae.metrics.blur_summary import blur_figures
+from cellvae.metrics.noise import CameraModel, camera_model
+from cellvae.metrics.sharpness import BlurMap, FRCResult, frc
+from cellvae.metrics.structure import StructureMap, structure_map
 
 #: largest FRC region edge per analysed ndim (a central crop bounds the transform's memory).
 FRC_MAX_EDGE = {2: 1024, 3: 128}
+#: what the map's colour means, for legends and the colourbar
+MAP_MEANING = "share of the original's resolvable structure kept"
+#: how the worst regions are ranked, shown above the list
+RANKING = (
+    "worst regions, ranked by 'kept': the share of the original's resolvable structure kept, "
+    "lowest share first (1 = all kept, 0 = all lost; only windows whose signal stands clearly "
+    "above noise); click one to go there"
+)
 
 
 @dataclass
 class BlurReport:
-    """What the inspector shows: the map, its worst regions and the FRC of a central crop."""
+    """What the inspector shows: the map, its worst regions, its figures (the keys of
+    ``blur.json``), the camera model and the plain FRC of a central crop."""
 
-    map: BlurMap
+    map: StructureMap
     worst: list[dict]
     frc: FRCResult
+    figures: dict
+    camera: CameraModel
 
 
 class ReadProgress:
@@ -83,10 +103,13 @@ def inspect(
     cutoff: float = 0.25,
     top: int = 5,
     on_progress: Callable[[float], None] | None = None,
+    camera: dict | None = None,
 ) -> BlurReport:
-    """Blur map, worst regions and FRC of ``recon`` against ``original`` (same shape).
+    """Noise-aware blur map, worst regions, figures and FRC of ``recon`` against ``original``.
 
-    Volumes at least ``window`` deep are analysed in 3D, others plane by plane.
+    ``camera`` holds the known ``gain``, ``offset``, ``read_noise`` (e.g. from
+    :func:`cellvae.io.camera.read_camera`, with its ``source``); the rest is estimated from
+    ``original``. Volumes at least ``window`` deep are analysed in 3D, others plane by plane.
     ``on_progress(fraction)`` is called as the map advances and with 1.0 at the end.
     """
     shape = tuple(int(s) for s in original.shape)
@@ -100,19 +123,86 @@ def inspect(
     if window > min(shape[-ndim:]):
         raise CellvaeError(f"window {window} px is larger than the image {shape[-ndim:]}")
     report = on_progress or (lambda fraction: None)
-    bmap = blur_map(ReadProgress(original, ndim, report), recon, window, None, cutoff, ndim)
+    known = {k: v for k, v in (camera or {}).items() if k in ("gain", "offset", "read_noise")}
+    sources = dict.fromkeys(known, "metadata")
+    model = camera_model(original, ndim, sources=sources, **known)
+    if camera and known:
+        model.metadata_source = camera.get("source")
+    bmap = structure_map(
+        ReadProgress(original, ndim, report), recon, model.noise, None, window, None, cutoff, ndim
+    )
     curve = central_frc(original, recon, ndim)
     report(1.0)
-    return BlurReport(bmap, bmap.worst_regions(top), curve)
+    figures = {**blur_figures(bmap), "camera": model.to_dict()}
+    return BlurReport(bmap, bmap.worst_regions(top), curve, figures, model)
 
 
-def origin_px(bmap: BlurMap) -> float:
+def stored_summary(folder: str | Path | None) -> dict | None:
+    """The ``blur.json`` of a results folder, or None when there is none or it is unreadable."""
+    if not folder:
+        return None
+    path = Path(folder) / "blur.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _fixed(value, spec: str = ".2f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The figures of a blur summary as short lines: the share kept, the resolution pair, the
+    camera and, for an old summary without them, its high-frequency ratio."""
+    if "share_of_resolvable_structure_kept" not in summary:
+        return [
+            f"global HF power ratio {_fixed(summary.get('global_hf_ratio'), '.3f')} against "
+            "the noisy original (an old summary: not noise-aware)"
+        ]
+    lines = [
+        f"{MAP_MEANING}: {_fixed(summary['share_of_resolvable_structure_kept'])} "
+        f"(1 = all kept; {summary.get('windows_with_signal', '?')} of "
+        f"{summary.get('windows', '?')} windows have signal above noise)",
+        str(summary.get("resolution_sentence", "")),
+    ]
+    camera = summary.get("camera") or {}
+    if camera:
+        sources = camera.get("sources") or {}
+        lines.append(
+            "camera: "
+            + ", ".join(
+                f"{name.replace('_', ' ')} {_fixed(camera.get(name), '.3g')} "
+                f"({sources.get(name, 'unknown')})"
+                for name in ("gain", "offset", "read_noise")
+            )
+        )
+    truth = summary.get("truth")
+    if truth:
+        share = _fixed(truth.get("share_of_resolvable_structure_kept"))
+        lines.append(
+            f"against the truth: share kept {share}, "
+            f"maps agree (Spearman) {_fixed(truth.get('map_spearman'))}"
+        )
+    return lines
+
+
+def region_label(region: dict, centre: np.ndarray | None = None) -> str:
+    """One worst region as a list entry: its ranking quantity first, then where it is."""
+    where = ", ".join(f"{c:.0f}" for c in (region["centre"] if centre is None else centre))
+    if "share_kept" in region:
+        signal = region.get("signal_to_noise", float("nan"))
+        return f"kept {region['share_kept']:.2f} (signal {signal:.0f}x noise) at ({where})"
+    return f"HF ratio {region.get('hf_ratio', float('nan')):.2f} at ({where})"
+
+
+def origin_px(bmap: StructureMap | BlurMap) -> float:
     """Image pixel index (pixel centres at integers) of the centre of map pixel 0."""
     return float(getattr(bmap, "origin_px", (bmap.stride - 1) / 2))
 
 
 def overlay_geometry(
-    bmap: BlurMap, scale: list[float], translate: list[float]
+    bmap: StructureMap | BlurMap, scale: list[float], translate: list[float]
 ) -> tuple[list[float], list[float]]:
     """Scale and translation of the map layer over an image layer with ``scale``/``translate``.
 
@@ -128,7 +218,7 @@ def overlay_geometry(
     return new_scale, new_translate
 
 
-def region_centre(region: dict, bmap: BlurMap) -> np.ndarray:
+def region_centre(region: dict, bmap: StructureMap | BlurMap) -> np.ndarray:
     """A worst region's centre in pixel-centre data coordinates of the image (napari's)."""
     centre = np.asarray(region["centre"], float)
     if not hasattr(bmap, "origin_px"):  # this BlurMap counts centres in pixel edges

@@ -1,9 +1,12 @@
-"""Blur inspector: where did the reconstruction lose fine structure?
+"""Blur inspector: how much of the original's fine structure did the reconstruction keep?
 
-Choose the original and the reconstruction layers and press *compute*: the blur map (high
-frequency power ratio per window, :mod:`.blur`) is computed in a napari ``thread_worker`` with
-a progress bar, then shown as an overlay, with the worst regions (click one to go there), the
-FRC curve of a central crop and the global high-frequency ratio.
+On open it shows the ``blur.json`` stored with the results (its figures and worst regions).
+Choose the original and the reconstruction layers and press *compute*: the noise-aware blur
+map (share of the original's resolvable structure kept per window, :mod:`.blur`) is computed
+in a napari ``thread_worker`` with a progress bar, then shown in the one "blur map" layer
+(reused, with a colourbar; windows without signal are transparent), with the figures, the
+worst regions ranked by that share (click one to go there) and the curves behind
+"original resolves X, reconstruction keeps Y".
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from qtpy.QtWidgets import (
 
 from cellvae.errors import CellvaeError
 from cellvae.napari.blur import (
+    MAP_MEANING,
+    RANKING,
     BlurReport,
     inspect,
     overlay_geometry,
     reconstruct_crop,
     region_centre,
+    region_label,
+    stored_summary,
+    summary_lines,
     view_region,
 )
 from cellvae.napari.messages import show_problem
@@ -44,6 +52,20 @@ class _Progress(QObject):
 
 def _level0(layer):
     return layer.data[0] if layer.multiscale else layer.data
+
+
+def _is_blur_map(layer) -> bool:
+    return layer.name == "blur map" or layer.name.startswith("blur map [")
+
+
+def _camera_of(layer) -> dict | None:
+    """The camera recorded with the file a layer was read from, if any."""
+    path = (layer.metadata or {}).get("path")
+    if not path:
+        return None
+    from cellvae.io.camera import read_camera
+
+    return read_camera(path)
 
 
 def _stats_of(layer) -> dict | None:
@@ -86,8 +108,18 @@ class BlurInspector(QWidget):
         self._progress.changed.connect(self._on_progress)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
+        self.legend = QLabel(
+            f"map colour: {MAP_MEANING}, 0 (dark: all lost) to 1 (bright: all kept); "
+            "transparent: no signal above the original's noise"
+        )
+        self.legend.setWordWrap(True)
+        self.ranking = QLabel(RANKING)
+        self.ranking.setWordWrap(True)
         self.regions = QListWidget()
         self.regions.currentRowChanged.connect(self.jump_to_region)
+        self.worst: list[dict] = []
+        self._centres: list[np.ndarray] = []
+        self._original = None
         self.figure = Figure(figsize=(3.2, 2.2), tight_layout=True)
         self.plot = FigureCanvasQTAgg(self.figure)
         form = QFormLayout()
@@ -101,12 +133,14 @@ class BlurInspector(QWidget):
         layout.addWidget(self.recon_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.summary)
-        layout.addWidget(QLabel("worst regions (click to go there)"))
+        layout.addWidget(self.legend)
+        layout.addWidget(self.ranking)
         layout.addWidget(self.regions)
         layout.addWidget(self.plot)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
+        self.show_stored()
 
     def _refresh_layers(self, event=None) -> None:
         from napari.layers import Image
@@ -114,7 +148,9 @@ class BlurInspector(QWidget):
         names = [
             layer.name
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and layer.name not in ("blur map", "selected cells")
+            if isinstance(layer, Image)
+            and not _is_blur_map(layer)
+            and layer.name != "selected cells"
         ]
         for box, prefix, fallback in (
             (self.original_box, "original", 0),
@@ -155,6 +191,7 @@ class BlurInspector(QWidget):
             _level0(recon),
             window=self.window.value(),
             on_progress=self._progress.changed.emit,
+            camera=_camera_of(original),
         )
         self.worker.returned.connect(lambda report: self._show(report, original))
         self.worker.errored.connect(self._on_error)
@@ -229,51 +266,98 @@ class BlurInspector(QWidget):
         self.summary.setText("")
         show_problem(f"blur inspector: {message}", error=True)
 
+    def _blur_layer(self):
+        return next((layer for layer in self.viewer.layers if _is_blur_map(layer)), None)
+
+    def show_stored(self) -> None:
+        """Show the ``blur.json`` stored with the loaded results, if there is one."""
+        folder = next(
+            (
+                la.metadata.get("cellvae_results")
+                for la in self.viewer.layers
+                if (la.metadata or {}).get("cellvae_results")
+            ),
+            None,
+        )
+        summary = stored_summary(folder)
+        if summary is None:
+            return
+        self._original = next(
+            (la for la in self.viewer.layers if la.name == self.original_box.currentText()), None
+        )
+        self.summary.setText("stored blur.json: " + "\n".join(summary_lines(summary)))
+        regions = summary.get("worst_regions") or []
+        self._list_regions(regions, [np.asarray(r["centre"], float) for r in regions])
+        layer = self._blur_layer()
+        if layer is not None:
+            layer.colorbar.visible = True
+        if summary.get("resolution"):
+            self._plot_resolution(summary["resolution"], summary.get("resolution_sentence", ""))
+
+    def _list_regions(self, regions: list[dict], centres: list[np.ndarray]) -> None:
+        self.worst, self._centres = regions, centres
+        self.regions.blockSignals(True)
+        self.regions.clear()
+        for region, centre in zip(regions, centres):
+            self.regions.addItem(region_label(region, centre))
+        self.regions.blockSignals(False)
+
     def _show(self, report: BlurReport, original) -> None:
         self.report, self._original = report, original
         bmap = report.map
         scale, translate = overlay_geometry(bmap, list(original.scale), list(original.translate))
-        name = "blur map"
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        self.viewer.add_image(
-            bmap.ratio.astype(np.float32),
-            name=name,
-            scale=scale,
-            translate=translate,
-            colormap="inferno",
-            contrast_limits=(0.0, 1.0),
-            opacity=0.5,
-            blending="translucent",
-        )
-        crossing = report.frc.crossing_1_7
-        self.summary.setText(
-            f"global HF power ratio {bmap.global_ratio:.3f} (1 = all fine detail kept); "
-            f"FRC 1/7 crossing "
-            + (f"{crossing:.3f} cycles/px" if crossing else "not reached up to Nyquist")
-        )
-        self.regions.blockSignals(True)
-        self.regions.clear()
-        for r in report.worst:
-            where = ", ".join(f"{c:.0f}" for c in region_centre(r, bmap))
-            self.regions.addItem(f"HF ratio {r['hf_ratio']:.2f} at ({where})")
-        self.regions.blockSignals(False)
-        self._plot_frc(report)
+        values = bmap.share.astype(np.float32)
+        layer = self._blur_layer()
+        if layer is not None and not layer.multiscale and layer.ndim == values.ndim:
+            layer.data = values
+            layer.scale, layer.translate = scale, translate
+            layer.contrast_limits = (0.0, 1.0)
+            layer.visible = True
+        else:
+            index = None
+            if layer is not None:  # a pyramid or another dimensionality: replaced in place
+                index = self.viewer.layers.index(layer)
+                self.viewer.layers.remove(layer)
+            layer = self.viewer.add_image(
+                values,
+                name=layer.name if layer is not None else "blur map",
+                scale=scale,
+                translate=translate,
+                colormap="inferno",
+                contrast_limits=(0.0, 1.0),
+                opacity=0.5,
+                blending="translucent",
+            )
+            if index is not None:
+                self.viewer.layers.move(len(self.viewer.layers) - 1, index)
+        layer.metadata["meaning"] = MAP_MEANING
+        layer.colorbar.visible = True
+        self.summary.setText("\n".join(summary_lines(report.figures)))
+        self._list_regions(report.worst, [region_centre(r, bmap) for r in report.worst])
+        self._plot_resolution(report.figures["resolution"], report.figures["resolution_sentence"])
 
-    def _plot_frc(self, report: BlurReport) -> None:
+    def _plot_resolution(self, resolution: dict, sentence: str) -> None:
+        """The original's expected FRC and the reconstruction's kept power per ring."""
         self.figure.clear()
         ax = self.figure.add_subplot()
-        curve = report.frc
-        ax.plot(curve.frequencies, curve.correlation, label="FRC")
-        ax.plot(curve.frequencies, curve.threshold_1_7, "--", label="1/7")
+        freqs = np.asarray(resolution["frequencies_cycles_per_px"], float)
+        for key, label in (
+            ("original_expected_frc", "original: expected FRC"),
+            ("reconstruction_power_over_original_signal", "recon / original signal power"),
+        ):
+            values = resolution.get(key)
+            if values is not None:
+                ax.plot(freqs, [np.nan if v is None else v for v in values], label=label)
+        ax.axhline(1 / 7, ls=":", color="0.5", lw=0.8)
+        ax.axhline(0.5, ls="-.", color="0.5", lw=0.8)
         ax.set_xlabel("cycles/px")
-        ax.set_ylim(-0.1, 1.05)
-        ax.legend(fontsize=7)
+        ax.set_ylim(-0.1, 1.3)
+        ax.set_title(sentence, fontsize=7)
+        ax.legend(fontsize=6)
         self.plot.draw_idle()
 
     def jump_to_region(self, row: int) -> None:
         """Centre the view on worst region ``row`` and zoom so its window fills the view."""
-        if self.report is None or not 0 <= row < len(self.report.worst):
+        if self._original is None or not 0 <= row < len(self._centres):
             return
-        region = self.report.worst[row]
-        go_to(self.viewer, self._original, region_centre(region, self.report.map))
+        go_to(self.viewer, self._original, self._centres[row])

@@ -72,9 +72,10 @@ def test_blur_map_overlays_the_image_with_scale_and_translation(tmp_path, capsys
     from cellvae.io.provenance import read_provenance
 
     rng = np.random.default_rng(0)
-    original = rng.normal(100, 10, (128, 128)).astype(np.float32)
+    texture = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 0.7) * 100
+    original = (1000 + texture + rng.normal(0, 2, (128, 128))).astype(np.float32)
     recon = original.copy()
-    recon[44:60, 44:60] = 100
+    recon[44:60, 44:60] = 1000  # structure there is lost (the map shows no-signal for noise)
     voxel = {"y": 0.5, "x": 0.5}
     write_image(tmp_path / "o.zarr", original, "yx", voxel_size=voxel, units={"y": "nm", "x": "nm"})
     write_image(tmp_path / "r.zarr", recon, "yx", voxel_size=voxel)

@@ -157,7 +157,12 @@ def test_synthetic_sample_metadata(monkeypatch, name, shape, options):
 
     def fake(shape, seed, **kwargs):  # the generator itself is tested in test_synthetic
         calls.append((shape, seed, kwargs))
-        return SimpleNamespace(image=np.zeros(shape, np.uint8), labels=np.zeros(shape, np.int32))
+        return SimpleNamespace(
+            image=np.zeros(shape, np.uint8),
+            labels=np.zeros(shape, np.int32),
+            clean=np.ones(shape, np.float32),
+            metadata={"gain": 2.0, "read_noise": 3.0},
+        )
 
     monkeypatch.setattr(cellvae.data.synthetic, "mitochondria", fake)
     sample = samples.SAMPLES[name]()
@@ -172,6 +177,14 @@ def test_synthetic_sample_metadata(monkeypatch, name, shape, options):
     )
     assert info.source == "cellvae.data.synthetic.mitochondria (generated, seed 0)"
     assert info.description.startswith("synthetic tubular networks 1-3 px wide")
+    # the noise-free truth and the camera that made the noise come along (issue 20)
+    assert sample.truth.shape == shape and sample.truth.dtype == np.float32
+    assert sample.camera == {
+        "gain": 2.0,
+        "offset": 0.0,
+        "read_noise": 3.0,
+        "source": f"{name}: the synthetic generator's camera",
+    }
 
 
 def test_a_file_missing_from_an_installed_package_asks_for_a_reinstall(monkeypatch, tmp_path):

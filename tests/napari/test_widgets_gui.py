@@ -150,7 +150,9 @@ def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot, shots):
     widget.compute()
     qtbot.waitUntil(lambda: widget.report is not None, timeout=20_000)
     qtbot.waitUntil(lambda: widget.progress.value() == 100, timeout=5_000)
-    overlay = loaded.layers["blur map"]
+    maps = [layer for layer in loaded.layers if layer.name.startswith("blur map")]
+    assert len(maps) == 1  # the results' blur map layer now shows the computed map
+    overlay = maps[0]
     np.testing.assert_allclose(overlay.scale, [4.0, 4.0])
     np.testing.assert_allclose(overlay.translate, [1.75, 1.75])
     assert widget.regions.count() == 5
@@ -161,7 +163,7 @@ def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot, shots):
     from cellvae.napari.navigate import camera_of
 
     np.testing.assert_allclose(camera_of(loaded).center[-2:], centre * 0.5)
-    assert "global HF power ratio" in widget.summary.text()
+    assert widget.summary.text().startswith("share of the original's resolvable structure kept")
     # with a checkpoint: reconstruct what is in view, then map it
     assert widget.ckpt.text().endswith("model.ckpt")  # from the results' provenance
     first = widget.report
@@ -252,3 +254,58 @@ def test_reader_problems_become_notifications_not_tracebacks(tmp_path, rng):
     assert [str(n.message) for n in notification_manager.records[before:]] == [
         f"{out}: no blurmap.ome.zarr; showing the rest"
     ]
+
+
+def test_blur_inspector_shows_the_stored_summary_its_ranking_and_one_colourbarred_layer(
+    make_napari_viewer, tmp_path, rng, qtbot
+):
+    """Issue 21 item 7: the stored blur.json on open, the ranking quantity with its meaning,
+    a colourbar, and recomputing reuses the blur map layer (no second one)."""
+    import json
+
+    from cellvae.cli import main
+    from cellvae.napari.blur import RANKING
+    from cellvae.napari.blur_inspector import BlurInspector
+    from cellvae.napari.reader import open_results
+    from tests.napari.helpers import write_results
+
+    out = write_results(tmp_path, rng)
+    original = str(tmp_path / "inputs" / "image.ome.zarr")
+    argv = ["blur", original, str(out / "recon.ome.zarr"), "-o", str(out / "blurmap.ome.zarr")]
+    argv += ["--summary", str(out / "blur.json"), "--window", "16", "--overwrite"]
+    assert main(argv) == 0  # the folder's map and summary as cellvae blur writes them now
+    stored = json.loads((out / "blur.json").read_text())
+    viewer = make_napari_viewer(show=True)
+    open_results(viewer, str(out))
+    widget = BlurInspector(_as_plugin_sees_it(viewer))
+    viewer.window.add_dock_widget(widget, name="Blur inspector", area="right")
+    widget.window.setValue(16)  # as the command ran
+    text = widget.summary.text()
+    assert text.startswith("stored blur.json: share of the original's resolvable structure kept")
+    assert stored["resolution_sentence"] in text and "camera: gain" in text
+    assert widget.ranking.text() == RANKING and "lowest share" in RANKING
+    assert widget.regions.count() == len(stored["worst_regions"]) > 0
+    first = stored["worst_regions"][0]
+    assert widget.regions.item(0).text().startswith(f"kept {first['share_kept']:.2f} (signal")
+    maps = [layer for layer in viewer.layers if layer.name.startswith("blur map")]
+    assert len(maps) == 1 and maps[0].colorbar.visible
+    widget.original_box.setCurrentText(
+        next(la.name for la in viewer.layers if la.name.startswith("original"))
+    )
+    assert not widget.original_box.currentText().startswith("blur map")
+    for _ in range(2):
+        before = widget.report
+        widget.compute()
+        qtbot.waitUntil(lambda before=before: widget.report is not before, timeout=20_000)
+        maps = [layer for layer in viewer.layers if layer.name.startswith("blur map")]
+        assert len(maps) == 1 and maps[0].colorbar.visible and maps[0].visible
+        np.testing.assert_array_equal(maps[0].data, widget.report.map.share.astype(np.float32))
+    assert widget.summary.text().startswith("share of the original's resolvable structure kept")
+    assert widget.report.figures["share_of_resolvable_structure_kept"] == pytest.approx(
+        stored["share_of_resolvable_structure_kept"]
+    )
+    widget.regions.setCurrentRow(0)
+    from cellvae.napari.navigate import camera_of
+
+    centre = np.asarray(widget.report.worst[0]["centre"])
+    np.testing.assert_allclose(camera_of(viewer).center[-2:], centre * 0.5)
