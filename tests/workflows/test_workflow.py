@@ -37,12 +37,22 @@ def test_dry_run_of_shipped_config_plans_every_step(cellvae_env, tmp_path):
     config = yaml.safe_load((REPO / "workflows/config/config.yaml").read_text())
     runs = len(config["images"]) * len(config["presets"])
     profile = ["--profile", "workflows/profiles/local"]
-    done = snakemake(cellvae_env, "-n", *profile, "--config", f"outdir={tmp_path}")
+    done = snakemake(cellvae_env, "-n", "-p", *profile, "--config", f"outdir={tmp_path}")
     assert done.returncode == 0, done.stderr
     counts = _job_counts(done.stdout)
+    # a synthetic sample is ingested with its noise-free truth, and its blur map scored by it
+    for rule in ("ingest", "blur"):
+        counts[rule] = counts.get(rule, 0) + counts.pop(f"{rule}_with_truth", 0)
     assert counts["ingest"] == len(config["images"])
     for rule in RULES[1:]:
         assert counts[rule] == runs, (rule, counts)
+    mito = [name for name, spec in config["images"].items() if "mito" in spec.get("sample", "")]
+    assert mito, "the demo has mitochondria, whose truth the blur map is checked against"
+    truth = f"{tmp_path}/{mito[0]}/truth.ome.zarr"
+    assert f"--truth-out {truth}" in done.stdout
+    assert re.search(
+        rf"cellvae blur \S*/{mito[0]}/image.ome.zarr .*--truth {truth} --truth-map ", done.stdout
+    ), done.stdout[-3000:]
 
 
 def test_dry_run_splits_reconstruction_into_parts(cellvae_env, tiny_image, tmp_path):

@@ -38,6 +38,8 @@ rule blur:
     output:
         blurmap=directory(f"{RUN}/blurmap.ome.zarr"),
         summary=f"{RUN}/blur.json",
+    wildcard_constraints:
+        image="|".join(WITHOUT_TRUTH) or "(?!)",
     log:
         log_of("blur"),
     benchmark:
@@ -54,6 +56,15 @@ rule blur:
     shell:
         "cellvae blur {input.image} {input.recon} -o {output.blurmap}"
         " --summary {output.summary} {params.truth} {params.args} > {log} 2>&1"
+
+
+use rule blur as blur_with_truth with:
+    output:
+        blurmap=directory(f"{RUN}/blurmap.ome.zarr"),
+        summary=f"{RUN}/blur.json",
+        truth_map=directory(f"{RUN}/blurmap_truth.ome.zarr"),
+    wildcard_constraints:
+        image="|".join(WITH_TRUTH) or "(?!)",
 
 
 rule sample:

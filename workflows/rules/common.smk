@@ -193,14 +193,38 @@ def embed_time(wildcards):
     return "" if t is None else f"--t {t}"
 
 
+#: images whose bundled sample is synthetic: `cellvae ingest --truth-out` writes its truth
+SYNTHETIC = [
+    image
+    for image, spec in config["images"].items()
+    if spec.get("sample", "").startswith("mitochondria")
+]
+#: images scored against a noise-free truth (given as `truth:`, or the synthetic sample's)
+WITH_TRUTH = [
+    image for image, spec in config["images"].items() if "truth" in spec or image in SYNTHETIC
+]
+WITHOUT_TRUTH = [image for image in IMAGES if image not in WITH_TRUTH]
+
+
+def truth_zarr(image):
+    return f"{OUT}/{image}/truth.ome.zarr"
+
+
 def truth_input(wildcards):
     """The clean reference `cellvae blur --truth` compares with, when the image has one."""
     spec = config["images"][wildcards.image]
-    return [spec["truth"]] if "truth" in spec else []
+    if "truth" in spec:
+        return [spec["truth"]]
+    return [truth_zarr(wildcards.image)] if wildcards.image in SYNTHETIC else []
 
 
-def truth_option(wildcards, input):
-    return f"--truth {shlex.quote(input.truth[0])}" if input.truth else ""
+def truth_option(wildcards, input, output):
+    if not input.truth:
+        return ""
+    return (
+        f"--truth {shlex.quote(input.truth[0])}"
+        f" --truth-map {shlex.quote(output.truth_map)}"
+    )
 
 
 def ingest_inputs(wildcards):

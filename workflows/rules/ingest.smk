@@ -3,7 +3,7 @@ rule ingest:
     input:
         ingest_inputs,
     output:
-        directory(f"{OUT}/{{image}}/image.ome.zarr"),
+        image=directory(f"{OUT}/{{image}}/image.ome.zarr"),
     log:
         f"{OUT}/logs/ingest/{{image}}.log",
     benchmark:
@@ -14,7 +14,21 @@ rule ingest:
     resources:
         mem_mb=res("ingest", "mem_mb"),
         runtime=res("ingest", "runtime"),
+    wildcard_constraints:
+        image="|".join(i for i in IMAGES if i not in SYNTHETIC) or "(?!)",
     params:
         source=ingest_source,
+        truth="",
     shell:
-        "cellvae ingest {params.source} -o {output} --no-progress > {log} 2>&1"
+        "cellvae ingest {params.source} -o {output.image} {params.truth} --no-progress > {log} 2>&1"
+
+
+use rule ingest as ingest_with_truth with:
+    output:
+        image=directory(f"{OUT}/{{image}}/image.ome.zarr"),
+        truth=directory(f"{OUT}/{{image}}/truth.ome.zarr"),
+    wildcard_constraints:
+        image="|".join(SYNTHETIC) or "(?!)",
+    params:
+        source=ingest_source,
+        truth=lambda wildcards, output: f"--truth-out {output.truth}",
