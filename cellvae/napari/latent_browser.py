@@ -25,9 +25,9 @@ from qtpy.QtWidgets import (
 )
 
 from cellvae.napari._scatter import ScatterCanvas
+from cellvae.napari.layer_data import check_table_labels
 from cellvae.napari.messages import show_problem
 from cellvae.napari.navigate import go_to
-from cellvae.napari.results import check_table_labels
 from cellvae.napari.selection import (
     centre_of,
     crop_plane,

@@ -27,8 +27,8 @@ from qtpy.QtWidgets import (
 
 from cellvae.errors import CellvaeError
 from cellvae.napari.explore import Explorer, codes_of
+from cellvae.napari.layer_data import montage
 from cellvae.napari.messages import show_problem, user_errors
-from cellvae.napari.results import montage
 
 #: slider range in latent standard deviations (the prior is N(0, 1)).
 SLIDER_SD = 3.0

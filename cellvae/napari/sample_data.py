@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cellvae.napari.results import LayerData
+from cellvae.napari.layer_data import LayerData
 
 
 def _layers(name: str) -> list[LayerData]:

@@ -77,7 +77,7 @@ def _cells(viewer):
 
 def test_reader_gives_layers_on_one_physical_grid(loaded):
     names = [layer.name.split(" [")[0] for layer in loaded.layers]
-    assert names == ["original", "reconstruction", "blur map", "cells", "prior samples"]
+    assert names == ["original", "reconstruction", "blur map", "prior samples", "cells"]
     cells = _cells(loaded)
     assert list(cells.features["index"]) == np.unique(np.asarray(cells.data))[1:].tolist()
     blur = loaded.layers[2]
