@@ -52,16 +52,30 @@ def blob_image(rng: np.random.Generator, shape=(96, 96), n=9) -> tuple[np.ndarra
     return image.clip(0, 255).astype(np.uint8), labels
 
 
+#: the 2D preset's network (configs/2d_hier_dlogistic.yaml), untrained: as slow as the real one
+PRESET_2D = {
+    "arch": "hierarchical",
+    "likelihood": "dlogistic",
+    "widths": (16, 32, 64),
+    "latent_channels": 4,
+    "global_dim": 32,
+    "patch_size": 64,
+    "finest_latent": "full",
+}
+
+
 def write_results(
     root: Path,
     rng: np.random.Generator,
     drop: tuple[str, ...] = (),
     labels_override: np.ndarray | None = None,
+    model: dict | None = None,
 ) -> Path:
     """Inputs under ``root/inputs`` and one results folder ``root/runs/img/preset``.
 
     ``drop`` leaves out result files; ``labels_override`` stores other labels than the ones
-    the table was computed on (a table that does not match its labels).
+    the table was computed on (a table that does not match its labels); ``model`` overrides
+    the tiny test network's hyper-parameters (e.g. :data:`PRESET_2D`).
     """
     import pandas as pd
     import pyarrow as pa
@@ -80,7 +94,7 @@ def write_results(
     img_path = write_test_image(inputs / "image.ome.zarr", image, "yx")
     write_labels(img_path, labels, name="cells")
     lab_path = img_path / "labels" / "cells"
-    ckpt = save_checkpoint(inputs / "model.ckpt")
+    ckpt = save_checkpoint(inputs / "model.ckpt", **(model or {}))
     out = root / "runs" / "img" / "preset"
     out.mkdir(parents=True)
     recon = gaussian_filter(image.astype(np.float32), 1.5)
@@ -130,3 +144,67 @@ def write_results(
         tifffile.imwrite(out / "samples.tif", stack)
     (out / "report.md").write_text("# report\n")
     return out
+
+
+class TickGaps:
+    """A Qt timer ticking every 5 ms while a ``with`` block runs the Qt event loop.
+
+    The longest time between two ticks is how long the event loop was blocked. It is kept
+    twice: in wall time (``longest_ms``), and in CPU time of the Qt thread
+    (``longest_cpu_ms``), the work done on the Qt thread between two ticks: on a shared,
+    busy machine the wall time also counts waiting for a core, which no code can avoid.
+    """
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.ticks: list[tuple[float, float]] = []
+
+    def _tick(self) -> None:
+        import time
+
+        self.ticks.append((time.perf_counter(), time.thread_time()))
+
+    def __enter__(self) -> TickGaps:
+        self.ticks = []
+        self._tick()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.stop()
+        self._tick()
+
+    @property
+    def longest_ms(self) -> float:
+        """The longest wall time between two ticks (start and end included), milliseconds."""
+        wall = np.array([t for t, _ in self.ticks])
+        return float(np.diff(wall).max() * 1e3) if len(wall) > 1 else 0.0
+
+    @property
+    def longest_cpu_ms(self) -> float:
+        """The most CPU time the Qt thread spent between two ticks, milliseconds."""
+        cpu = np.array([c for _, c in self.ticks])
+        return float(np.diff(cpu).max() * 1e3) if len(cpu) > 1 else 0.0
+
+
+def napari_insert_ms(viewer, repeats: int = 3) -> float:
+    """Qt-thread CPU milliseconds napari itself takes to add one 64² image layer (median).
+
+    Showing a result as a new layer costs at least this in one event-loop turn, whatever a
+    widget does; on a busy shared machine it approaches 100 ms by itself.
+    """
+    import gc
+    import time
+
+    costs = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.thread_time()
+        layer = viewer.add_image(np.zeros((64, 64), np.float32), name="insert baseline")
+        costs.append(time.thread_time() - start)
+        viewer.layers.remove(layer)
+    return float(np.median(costs) * 1e3)

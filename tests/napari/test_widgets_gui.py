@@ -179,6 +179,11 @@ def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot, shots):
     assert widget.report.map.shape == crop.shape
 
 
+def _done(widget, qtbot, name: str, timeout: int = 30_000) -> None:
+    """Wait for the explorer's background job to finish and layer ``name`` to be shown."""
+    qtbot.waitUntil(lambda: not widget.jobs.busy and name in widget.viewer.layers, timeout=timeout)
+
+
 def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path, shots):
     from cellvae.napari.explore import Explorer, codes_of
     from cellvae.napari.latent_browser import LatentBrowser
@@ -190,23 +195,23 @@ def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path,
     loaded.window.add_dock_widget(widget, name="Latent explorer", area="right")
     assert widget.ckpt.text().endswith("model.ckpt")
     widget.prototype()
+    _done(widget, qtbot, "prototype (z = 0)")
     assert loaded.layers["prototype (z = 0)"].data.shape == (16, 16)
     browser.pick([2, 5])
     widget.use_selection()
     assert (widget.cell_a.value(), widget.cell_b.value()) == (2, 5)
     widget.interpolate()
+    _done(widget, qtbot, "interpolation 2 -> 5")
     strip = loaded.layers["interpolation 2 -> 5"].data
     assert strip.shape == (18, 7 * 18)  # seven 16 px decodings in a row, 2 px gaps
     stack = np.stack([strip[:16, i * 18 : i * 18 + 16] for i in range(7)])
-    from cellvae.io.omezarr import open_image
-
-    stats = open_image(loaded.layers[0].metadata["path"]).stats  # decoded in raw units
-    model = Explorer.load(widget.ckpt.text(), 2, stats)
+    model = Explorer.load(widget.ckpt.text(), 2, loaded.layers[0].metadata["path"])
     a, b = codes_of(_cells(loaded).features, [2, 5])
     np.testing.assert_allclose(stack[0], model.interpolate(a, b, 2)[0], rtol=1e-5)
     np.testing.assert_allclose(stack[-1], model.interpolate(a, b, 2)[1], rtol=1e-5)
     widget.dim.setValue(1)
     widget.slider.setValue(50)
+    _done(widget, qtbot, "latent traversal")
     layer = loaded.layers["latent traversal"]
     assert layer.metadata["traversal"] == (1, 1.5)
     expected = model.traverse(np.zeros(model.latent_dim), 1, [1.5])[0]
@@ -218,6 +223,7 @@ def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path,
     widget.ckpt.setText(str(save_checkpoint(tmp_path / "3d.ckpt", ndim=3)))
     before = len(loaded.layers)
     widget.prototype()
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=30_000)
     assert len(loaded.layers) == before
     assert "a 3D model; the image is 2D" in _last_notification()
 
