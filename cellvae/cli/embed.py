@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|all",
         help="time point of a time-lapse to embed, or 'all' (adds a t column)",
     )
+    parser.add_argument(
+        "--classes",
+        metavar="FILE",
+        help="CSV/Parquet of label and class columns (e.g. saved by napari's latent browser): "
+        "added to the table, '' for cells it does not name",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="cells per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -31,8 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Embed the cells of ``args.labels`` into ``args.output``."""
     from cellvae.errors import CellvaeError
+    from cellvae.inference.classes import add_classes_to_table, read_classes
     from cellvae.inference.embed import embed_file
     from cellvae.io.atomic import claim_outputs
+
+    classes = read_classes(args.classes) if args.classes else None
 
     t = args.t
     if t is not None and t != "all":
@@ -51,5 +60,8 @@ def run(args: argparse.Namespace) -> int:
             label_axes=args.axes,
             t=t,
         )
+        if classes is not None:
+            named = add_classes_to_table(args.output, classes, args.classes)
+            print(f"classes of {named} cells from {args.classes}")
     print(f"wrote {args.output} ({len(table)} cells)")
     return 0
