@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
 
 from cellvae.errors import CellvaeError
 from cellvae.napari.explore import Explorer, codes_of, placement_of
-from cellvae.napari.layer_choice import LayerChoice, is_cells_layer, is_source_image
+from cellvae.napari.layer_choice import LayerChoice, add_beside, is_cells_layer, is_source_image
 from cellvae.napari.layer_data import montage
 from cellvae.napari.messages import show_problem, user_errors
 from cellvae.napari.workers import JobPanel
@@ -241,26 +241,6 @@ class LatentExplorer(QWidget):
         # turn (the insert above already takes most of a turn's budget)
         QTimer.singleShot(0, self.viewer.reset_view)
         return layer
-
-
-def add_beside(viewer, data: np.ndarray, **kwargs):
-    """Add an image layer without making it the active layer.
-
-    The active layer stays what the user chose (the cells, so that a click still selects a
-    cell), and napari skips switching its layer controls: a fifth less work on the Qt thread
-    for an insert that already takes most of the event loop's 100 ms budget. napari has no
-    public switch for this (``LayerList._activate_on_insert``); without it, the layer is
-    added as usual.
-    """
-    layers = getattr(viewer, "__wrapped__", viewer).layers
-    activate = getattr(layers, "_activate_on_insert", None)
-    if activate is not None:
-        layers._activate_on_insert = False
-    try:
-        return viewer.add_image(data, **kwargs)
-    finally:
-        if activate is not None:
-            layers._activate_on_insert = activate
 
 
 def _spatial_ndim(layer) -> int:

@@ -39,6 +39,26 @@ def is_cells_layer(layer) -> bool:
     return isinstance(layer, Labels) and "index" in layer.features and kind_of(layer) is None
 
 
+def add_beside(viewer, data, **kwargs):
+    """Add an image layer without making it the active layer.
+
+    The active layer stays what the user chose (the cells, so that a click still selects a
+    cell), and napari skips switching its layer controls: a fifth less work on the Qt thread
+    for an insert that already takes most of the event loop's 100 ms budget. napari has no
+    public switch for this (``LayerList._activate_on_insert``); without it, the layer is
+    added as usual.
+    """
+    layers = getattr(viewer, "__wrapped__", viewer).layers
+    activate = getattr(layers, "_activate_on_insert", None)
+    if activate is not None:
+        layers._activate_on_insert = False
+    try:
+        return viewer.add_image(data, **kwargs)
+    finally:
+        if activate is not None:
+            layers._activate_on_insert = activate
+
+
 def same_layer(a, b) -> bool:
     """Whether ``a`` and ``b`` are one layer (napari may hand widgets proxies of layers)."""
     return a is b or (a is not None and b is not None and a == b)

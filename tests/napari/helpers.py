@@ -208,3 +208,36 @@ def napari_insert_ms(viewer, repeats: int = 3) -> float:
         costs.append(time.thread_time() - start)
         viewer.layers.remove(layer)
     return float(np.median(costs) * 1e3)
+
+
+def canvas_pixel(viewer, world) -> tuple[int, int]:
+    """The canvas pixel ``(x, y)`` showing the 2D world point ``world`` ``(y, x)``."""
+    from cellvae.napari.navigate import camera_of
+
+    camera = camera_of(viewer)
+    native = viewer.window._qt_viewer.canvas.native
+    cy, cx = np.asarray(camera.center, float)[-2:]
+    y, x = np.asarray(world, float)[-2:]
+    return (
+        round((x - cx) * camera.zoom + native.width() / 2),
+        round((y - cy) * camera.zoom + native.height() / 2),
+    )
+
+
+def mouse(qtbot, viewer, press, release=None, shift: bool = False) -> None:
+    """A real left click at world ``press`` ``(y, x)``, or a drag from it to ``release``."""
+    from qtpy.QtCore import QPoint, Qt
+
+    native = viewer.window._qt_viewer.canvas.native
+    modifier = Qt.KeyboardModifier.ShiftModifier if shift else Qt.KeyboardModifier.NoModifier
+    a = QPoint(*canvas_pixel(viewer, press))
+    b = QPoint(*canvas_pixel(viewer, release if release is not None else press))
+    qtbot.mousePress(native, Qt.MouseButton.LeftButton, modifier, a)
+    if release is not None:
+        for t in np.linspace(0, 1, 6)[1:]:
+            qtbot.mouseMove(
+                native,
+                QPoint(round(a.x() + t * (b.x() - a.x())), round(a.y() + t * (b.y() - a.y()))),
+            )
+    qtbot.mouseRelease(native, Qt.MouseButton.LeftButton, modifier, b)
+    qtbot.wait(50)

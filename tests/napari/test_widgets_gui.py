@@ -101,23 +101,15 @@ def test_latent_browser_selection_highlights_cells_both_ways(loaded, qtbot, shot
     assert sorted(np.unique(np.asarray(cells.data)[np.asarray(painted) == 1])) == sorted(expected)
     assert widget.gallery.count() > 0
     _save(_shot(loaded, qtbot), shots, "latent_browser.png")
-    # clicking a cell in the viewer selects its point, and only it (shift adds)
+    # picking a cell in the viewer selects its point, and only it (shift adds); the real
+    # mouse events are in test_browser_gui.py
     at = table.loc[table["index"] == 3, ["centroid_y", "centroid_x"]].to_numpy()[0]
-    click = SimpleNamespace(
-        position=tuple(cells.data_to_world(at)),
-        view_direction=None,
-        dims_displayed=[0, 1],
-        modifiers=[],
-    )
-    cells.mode = "pan_zoom"
-    widget._on_viewer_click(cells, click)
+    widget.pick_at(cells.data_to_world(at))
     assert np.flatnonzero(widget.mask).tolist() == np.flatnonzero(table["index"] == 3).tolist()
     assert set(np.unique(np.asarray(cells.data)[np.asarray(widget.highlight_layer.data) == 1])) == {
         3
     }
-    click.modifiers = ["Shift"]
-    click.position = tuple(cells.data_to_world(table.loc[0, ["centroid_y", "centroid_x"]]))
-    widget._on_viewer_click(cells, click)
+    widget.pick_at(cells.data_to_world(table.loc[0, ["centroid_y", "centroid_x"]]), add=True)
     assert widget.mask.sum() == 2 and widget.mask[0]
     # a box dragged on the plot canvas selects the points under it
     scatter = widget.scatter
