@@ -39,8 +39,8 @@ def is_cells_layer(layer) -> bool:
     return isinstance(layer, Labels) and "index" in layer.features and kind_of(layer) is None
 
 
-def add_beside(viewer, data, **kwargs):
-    """Add an image layer without making it the active layer.
+def add_beside(viewer, data, kind: str = "image", **kwargs):
+    """Add a layer (``kind``: image, shapes, ...) without making it the active layer.
 
     The active layer stays what the user chose (the cells, so that a click still selects a
     cell), and napari skips switching its layer controls: a fifth less work on the Qt thread
@@ -53,7 +53,7 @@ def add_beside(viewer, data, **kwargs):
     if activate is not None:
         layers._activate_on_insert = False
     try:
-        return viewer.add_image(data, **kwargs)
+        return getattr(viewer, f"add_{kind}")(data, **kwargs)
     finally:
         if activate is not None:
             layers._activate_on_insert = activate
