@@ -5,6 +5,8 @@ decode the z = 0 prototype, the interpolation between two cells of the table (th
 browser's selection fills them in), or move one latent dimension with the slider; each
 result is an image layer beside the image, on its grid (voxel size, z included), in its
 intensity units and with its contrast limits, so it can be compared with the cells.
+*Reconstruct what is in view* reconstructs the part of the image on screen
+(:mod:`.view_reconstruction`).
 
 Every model call (loading, decoding) runs in a worker (:class:`.workers.JobPanel`) with
 progress and cancel; the slider decodes when it is released (or stepped with the keyboard),
@@ -98,6 +100,7 @@ class LatentExplorer(QWidget):
             ("decode z = 0 (prototype)", self.prototype),
             ("use the browser's selection", self.use_selection),
             ("interpolate A -> B", self.interpolate),
+            ("reconstruct what is in view", self.reconstruct_view),
         ):
             button = QPushButton(text)
             button.clicked.connect(slot)
@@ -180,6 +183,23 @@ class LatentExplorer(QWidget):
             lambda job, model: model.prototype(),
             lambda model, image: self._show(model, image, PROTOTYPE, row=0),
         )
+
+    def reconstruct_view(self) -> None:
+        """Reconstruct the part of the chosen image on screen (:mod:`.view_reconstruction`):
+        the layers "original (in view)" and "reconstruction (in view)" beside it."""
+        from cellvae.napari import view_reconstruction
+
+        image = self.images.layer
+        with user_errors():
+            if image is None:
+                raise CellvaeError("choose the image layer to reconstruct")
+            view_reconstruction.start(
+                self.viewer,
+                image,
+                self.ckpt.text().strip(),
+                self.jobs,
+                lambda result: view_reconstruction.show(self.viewer, image, result),
+            )
 
     def use_selection(self) -> None:
         """Fill cells A and B with the first two cells selected in the latent browser."""
