@@ -186,7 +186,7 @@ class LatentExplorer(QWidget):
 
     def reconstruct_view(self) -> None:
         """Reconstruct the part of the chosen image on screen (:mod:`.view_reconstruction`):
-        the layers "original (in view)" and "reconstruction (in view)" beside it."""
+        the layer "reconstruction (in view)" over it."""
         from cellvae.napari import view_reconstruction
 
         image = self.images.layer

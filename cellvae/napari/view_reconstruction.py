@@ -21,8 +21,8 @@ from cellvae.napari.viewport import ViewRegion, view_region, visible_box
 
 #: largest side (voxels) of the visible region reconstructed (CPU seconds, not minutes).
 MAX_SIDE = 1024
-#: the layers a reconstruction of the view shows
-NAMES = ("original (in view)", "reconstruction (in view)")
+#: the layer a reconstruction of the view is shown in
+NAME = "reconstruction (in view)"
 
 
 @dataclass
@@ -138,33 +138,40 @@ def start(viewer, layer, ckpt: str, jobs, on_done) -> None:
     )
 
 
-def show(viewer, layer, result: ViewResult) -> tuple:
-    """Show the crop and its reconstruction on ``layer``'s grid (reusing the layers)."""
-    from cellvae.napari.layer_choice import add_beside
+def show(viewer, layer, result: ViewResult):
+    """Show the reconstruction on ``layer``'s grid, over it (the layer is reused).
 
+    Only the reconstruction becomes a layer: the crop is what ``layer`` already shows (it
+    stays in ``result`` for whoever compares the two, e.g. a blur map), and each new layer
+    costs napari about 100 ms of the Qt thread to insert and paint.
+    """
     keep = [i for i, r in enumerate(result.region.read) if isinstance(r, slice)]
     axes = (layer.metadata or {}).get("axes")
     kept = "".join(axes[i] for i in keep) if axes and len(axes) == layer.ndim else None
-    scale = [layer.scale[i] for i in keep]
-    translate = [
-        layer.translate[i] + o * layer.scale[i] for i, o in zip(keep, result.region.origin)
-    ]
-    shown = []
-    for name, data, colour in zip(NAMES, (result.crop, result.recon), ("magenta", "green")):
-        if name in viewer.layers:
-            out = viewer.layers[name]
-            out.data, out.scale, out.translate = data, scale, translate
-        else:
-            out = add_beside(
-                viewer,
-                data,
-                name=name,
-                scale=scale,
-                translate=translate,
-                colormap=colour,
-                blending="additive",
-                contrast_limits=tuple(layer.contrast_limits),
-                metadata={"axes": kept} if kept else {},
-            )
-        shown.append(out)
-    return tuple(shown)
+    grid = {
+        "scale": [layer.scale[i] for i in keep],
+        "translate": [
+            layer.translate[i] + o * layer.scale[i] for i, o in zip(keep, result.region.origin)
+        ],
+    }
+    return _put(
+        viewer,
+        NAME,
+        result.recon,
+        grid,
+        colormap="green",
+        blending="additive",
+        contrast_limits=tuple(layer.contrast_limits),
+        metadata={"axes": kept} if kept else {},
+    )
+
+
+def _put(viewer, name: str, data: np.ndarray, grid: dict, **look):
+    """Layer ``name`` showing ``data`` on ``grid``: the existing one updated, else a new one."""
+    from cellvae.napari.layer_choice import add_beside
+
+    if name in viewer.layers:
+        out = viewer.layers[name]
+        out.data, out.scale, out.translate = data, grid["scale"], grid["translate"]
+        return out
+    return add_beside(viewer, data, name=name, **grid, **look)

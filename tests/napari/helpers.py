@@ -210,6 +210,32 @@ def napari_insert_ms(viewer, repeats: int = 3) -> float:
     return float(np.median(costs) * 1e3)
 
 
+def napari_show_ms(viewer, shape: tuple[int, ...], repeats: int = 2) -> float:
+    """Qt-thread CPU milliseconds napari takes to add an image layer of ``shape`` and paint
+    it (the worst of ``repeats``; a colour map no widget uses, so its shader is new too).
+
+    The least one event-loop turn that shows a new result of that size can cost.
+    """
+    import gc
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    costs = []
+    for _ in range(repeats):
+        gc.collect()
+        QApplication.processEvents()
+        start = time.thread_time()
+        layer = viewer.add_image(
+            np.zeros(shape, np.float32), name="show baseline", colormap="cyan", blending="additive"
+        )
+        QApplication.processEvents()
+        costs.append(time.thread_time() - start)
+        viewer.layers.remove(layer)
+        QApplication.processEvents()
+    return float(np.max(costs) * 1e3)
+
+
 def canvas_pixel(viewer, world) -> tuple[int, int]:
     """The canvas pixel ``(x, y)`` showing the 2D world point ``world`` ``(y, x)``."""
     from cellvae.napari.navigate import camera_of

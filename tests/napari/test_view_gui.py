@@ -8,7 +8,7 @@ import gc
 import numpy as np
 import pytest
 
-from tests.napari.helpers import TickGaps, napari_insert_ms
+from tests.napari.helpers import TickGaps, napari_show_ms
 
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
@@ -87,8 +87,9 @@ def test_reconstruct_in_view_2d_without_blocking(pyramid, qtbot, tmp_path):
 
     viewer, layer = pyramid
     ckpt = save_checkpoint(tmp_path / "m.ckpt")
-    floor = napari_insert_ms(viewer)
     lo, hi = visible_box(viewer, layer)
+    # showing a result costs napari at least one layer insertion and paint in one turn
+    floor = napari_show_ms(viewer, tuple(hi - lo))
     gc.collect()
     with TickGaps() as ticks:
         jobs, results = _run(viewer, layer, ckpt, qtbot)
