@@ -1,13 +1,12 @@
 """The plugin in a real viewer (Xvfb): each widget driven as a user would, with screenshots.
 
-Each test saves a screenshot of its widget in use and asserts it is not blank; with
-``CELLVAE_SCREENSHOTS=1`` they are written to ``docs/images/`` (shown in the README), else to
-the test's temporary folder, so a test run leaves the work tree clean.
+Each test saves a screenshot of its widget in use (in the test's temporary folder, so a test
+run leaves the work tree clean) and asserts it is not blank. The README's screenshots come
+from the real demo instead (``test_demo_screenshots.py``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,8 +15,6 @@ import pytest
 
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
-
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 def _shot(viewer, qtbot) -> np.ndarray:
@@ -28,8 +25,8 @@ def _shot(viewer, qtbot) -> np.ndarray:
 
 @pytest.fixture
 def shots(tmp_path) -> Path:
-    """Where screenshots go: ``docs/images`` with ``CELLVAE_SCREENSHOTS=1``, else ``tmp_path``."""
-    return IMAGES if os.environ.get("CELLVAE_SCREENSHOTS") == "1" else tmp_path
+    """Where screenshots go: the test's temporary folder."""
+    return tmp_path
 
 
 def _save(array: np.ndarray, folder: Path, name: str) -> Path:
