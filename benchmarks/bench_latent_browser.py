@@ -146,8 +146,14 @@ def main() -> None:
     picks = rng.integers(0, len(table), args.repeats)
     at = table[["centroid_y", "centroid_x"]].to_numpy(float)
     axes = ["pca_2", "pca_0"]
+    regions = [in_box(xy, *b) for b in boxes[:2]]  # two selections, centred in turn
+
+    def centre(i: int) -> None:
+        widget.mask = regions[i % 2]
+        widget.jump_to_selection()
+
     actions = [
-        ("centre the view", lambda i: widget.jump_to_selection()),
+        ("centre the view", centre),
         ("click a cell", lambda i: widget.pick_at(cells.data_to_world(at[picks[i]]))),
         ("re-plot, new x", lambda i: widget.x_box.setCurrentText(axes[i % 2])),
     ]
