@@ -3,9 +3,10 @@
 A run folder is what ``make demo`` or the workflow writes: a Lightning training log
 (``**/metrics.csv``, ``**/config.yaml``, checkpoints), and the outputs of ``cellvae blur``
 (a JSON summary naming its blur map), ``embed`` (a cell table) and ``sample`` (a TIFF stack).
-Those are found by the provenance each verb records in its output (:mod:`cellvae.io.provenance`),
-whatever their names, else by the usual names ``blur.json``, ``cells.parquet``,
-``samples.tif``; any of them can also be given explicitly. The report summarises whatever is
+Those are found as ``cellvae view`` finds them (:mod:`cellvae.discover`): by the provenance each
+verb records in its output, whatever their names, else by the usual names ``blur.json``,
+``cells.parquet``, ``samples.tif``, the newest of each kind quoted and the others listed; any of
+them can also be given explicitly. The report summarises whatever is
 there, says what is missing (so it also works on partial runs), and warns at the top when the
 model collapsed (no active latent unit), because then every other number is meaningless.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellvae.discover import Found
 from cellvae.errors import CellvaeError
 
 #: validation metrics shown in the training table, in this order, when logged.
@@ -45,25 +47,39 @@ class Section:
 ACTIVE_UNIT_VARIANCE = 0.01
 
 
-def find_output(
-    run_dir: Path, verb: str, suffix: str, default: str, given: str | os.PathLike | None = None
-) -> Path | None:
-    """The output of ``verb`` for the report: ``given``, else the newest file in ``run_dir``
-    whose provenance names ``verb``, else ``run_dir/default`` if it exists."""
-    from cellvae.io.provenance import read_provenance
+def report_folder(run_dir: str | os.PathLike) -> Found:
+    """The results folder to report on: ``run_dir``, or the one results folder below it.
 
+    Outputs are found as ``cellvae view`` finds them (:func:`cellvae.discover.find_results`):
+    by the provenance their verb records, whatever their names, the newest of each kind
+    quoted. A folder holding several results folders (``<image>/<preset>/`` of the
+    workflow) is refused in one line that lists them, rather than mixing their files.
+    """
+    from cellvae.discover import find_results, outputs_in
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CellvaeError(f"{run_dir}: run folder does not exist")
+    found = find_results(run_dir)
+    if len(found) > 1:
+        names = ", ".join(str(f.folder) for f in found)
+        raise CellvaeError(
+            f"{run_dir}: {len(found)} results folders ({names}); report one of them, "
+            f"e.g. cellvae report {found[0].folder}"
+        )
+    return found[0] if found else outputs_in(run_dir)
+
+
+def find_output(
+    found: Found, key: str, given: str | os.PathLike | None = None, verb: str = ""
+) -> Path | None:
+    """The output of kind ``key`` for the report: ``given``, else the newest one found."""
     if given is not None:
         path = Path(given)
         if not path.exists():
-            raise CellvaeError(f"{path}: no such file ({verb} output given to the report)")
+            raise CellvaeError(f"{path}: no such file ({verb or key} output given to the report)")
         return path
-    found = [
-        p for p in run_dir.glob(f"*{suffix}") if (read_provenance(p) or {}).get("verb") == verb
-    ]
-    if found:
-        return max(found, key=lambda p: p.stat().st_mtime)
-    path = run_dir / default
-    return path if path.exists() else None
+    return found.get(key)
 
 
 def _latest(run_dir: Path, pattern: str) -> Path | None:
@@ -478,35 +494,36 @@ def write_run_report(
 ) -> Path:
     """Write ``report.md`` (default ``RUN_DIR/report.md``) with figures beside it.
 
-    ``blur`` (a ``cellvae blur`` JSON summary), ``cells`` (an ``embed`` table), ``samples``
-    (a ``sample`` TIFF) and ``train`` (a folder holding the training log) override what is
-    found in ``run_dir`` (:func:`find_output`). Raises :class:`CellvaeError` when
-    ``run_dir`` does not exist, an output cannot be written, or there is nothing to report.
+    ``run_dir`` is a results folder or a folder holding exactly one (:func:`report_folder`);
+    the report goes into that results folder. ``blur`` (a ``cellvae blur`` JSON summary),
+    ``cells`` (an ``embed`` table), ``samples`` (a ``sample`` TIFF) and ``train`` (a folder
+    holding the training log) override what is found there (:func:`find_output`). Raises
+    :class:`CellvaeError` when ``run_dir`` does not exist or holds several results folders,
+    an output cannot be written, or there is nothing to report.
     """
     import matplotlib
 
     from cellvae.io.atomic import atomic_output, claim_outputs
 
     matplotlib.use("Agg")
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CellvaeError(f"{run_dir}: run folder does not exist")
+    found = report_folder(run_dir)
+    run_dir = found.folder
     output = Path(output) if output is not None else run_dir / "report.md"
     figdir = output.with_name(output.stem + "_figures")
     if train is not None and not Path(train).is_dir():
         raise CellvaeError(f"{train}: training folder does not exist")
-    found = (
-        find_output(run_dir, "blur", ".json", "blur.json", blur),
-        find_output(run_dir, "embed", ".parquet", "cells.parquet", cells),
-        find_output(run_dir, "sample", ".tif", "samples.tif", samples),
+    chosen = (
+        find_output(found, "blur", blur, "blur"),
+        find_output(found, "cells", cells, "embed"),
+        find_output(found, "samples", samples, "sample"),
     )
     with claim_outputs([output, figdir], overwrite=True):
         figdir.mkdir(parents=True, exist_ok=True)
         sections = [
             _training(run_dir, figdir, Path(train) if train is not None else None),
-            _blur(run_dir, figdir, found[0]),
-            _cells(run_dir, figdir, found[1]),
-            _samples(run_dir, figdir, found[2]),
+            _blur(run_dir, figdir, chosen[0]),
+            _cells(run_dir, figdir, chosen[1]),
+            _samples(run_dir, figdir, chosen[2]),
         ]
         if all(len(s.lines) == 1 and s.lines[0].startswith("No ") for s in sections):
             figdir.rmdir()
@@ -514,6 +531,10 @@ def write_run_report(
                 f"{run_dir}: nothing to report (no training log, blur, cells or samples)"
             )
         lines = [f"# cellvae run report: `{run_dir}`", ""]
+        choices = found.listing(choices_only=True)
+        if choices:
+            lines += ["Found several outputs of a kind; the newest is quoted:", ""]
+            lines += [f"- {line}" for line in choices] + [""]
         for warning in (w for section in sections for w in section.warnings):
             lines += [f"> **Warning: {warning}.**", ""]
         for section in sections:

@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="first fine-tune the model on the cells' centred crops for STEPS updates "
         "(e.g. 300; the table's finetune_steps column records it)",
     )
+    parser.add_argument(
+        "--classes",
+        metavar="FILE",
+        help="CSV/Parquet of label and class columns (e.g. saved by napari's latent browser): "
+        "added to the table, '' for cells it does not name",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="cells per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -54,8 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Embed the cells of ``args.labels`` into ``args.output``."""
     from cellvae.errors import CellvaeError
+    from cellvae.inference.classes import add_classes_to_table, read_classes
     from cellvae.inference.embed import embed_file
     from cellvae.io.atomic import claim_outputs
+
+    classes = read_classes(args.classes) if args.classes else None
+    if classes is not None and str(args.output).lower().endswith(".h5ad"):
+        raise CellvaeError(
+            f"--classes: adding classes to an AnnData table is not supported; write "
+            f"{args.output[:-5]}.parquet, or add them in scanpy (adata.obs)"
+        )
 
     t = args.t
     if args.finetune < 0:
@@ -79,5 +93,8 @@ def run(args: argparse.Namespace) -> int:
             labels_static=args.labels_static,
             finetune_steps=args.finetune,
         )
+        if classes is not None:
+            named = add_classes_to_table(args.output, classes, args.classes)
+            print(f"classes of {named} cells from {args.classes}")
     print(f"wrote {args.output} ({len(table)} cells)")
     return 0

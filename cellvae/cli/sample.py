@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=8, help="images along an interpolation")
     parser.add_argument(
         "--image",
-        help="OME-Zarr whose intensity statistics map the output to raw units "
-        "(default: the model's level scale 0 .. 2**bits - 1)",
+        help="OME-Zarr whose intensity statistics and voxel size the output takes "
+        "(default: the training image the checkpoint names; without one, the model's level "
+        "scale 0 .. 2**bits - 1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -52,14 +53,14 @@ def _sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from cellvae.data.normalize import Quantizer
     from cellvae.errors import CellvaeError
     from cellvae.inference import generate
-    from cellvae.inference.model import default_patch, load_model, quantizers_for
+    from cellvae.inference.model import default_patch, load_model
+    from cellvae.inference.units import data_units
 
     vae, hparams = load_model(args.ckpt)
     patch = default_patch(vae, hparams)
-    bits = int(hparams.get("bits", 8))
+    units = data_units(args.ckpt, hparams, vae.in_channels, vae.ndim, args.image)
     torch.manual_seed(args.seed)
     if args.prototype:
         x = generate.prototype(vae, patch)
@@ -76,16 +77,12 @@ def _sample(args: argparse.Namespace) -> int:
         x = generate.interpolate(vae, a, b, args.steps, patch)
     else:
         x = generate.sample(vae, args.n, patch, args.temperature)
-    if args.image:
-        from cellvae.io.omezarr import open_image
-
-        image = open_image(args.image)
-        if image.stats is None:
-            raise CellvaeError(f"{args.image}: no intensity statistics; run cellvae ingest")
-        quantizers = quantizers_for(image.stats, vae.in_channels, bits, None)
-    else:
-        quantizers = [Quantizer(0.0, 2.0**bits - 1, bits)] * vae.in_channels
-    stack = generate.to_stack(x, quantizers)
-    generate.write_stack(args.output, stack, args.overwrite, ndim=vae.ndim)
-    print(f"wrote {args.output} ({len(x)} images of {list(patch)})")
+    stack = generate.to_stack(x, units.quantizers)
+    generate.write_stack(args.output, stack, args.overwrite, ndim=vae.ndim, units=units)
+    voxel = " x ".join(f"{v:g}" for v in units.voxel_size.values())
+    unit = next(iter(units.units.values()), "px")
+    print(
+        f"wrote {args.output} ({len(x)} images of {list(patch)}, voxel {voxel} {unit}; "
+        f"intensities in the units of {units.source})"
+    )
     return 0

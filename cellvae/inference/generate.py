@@ -1,9 +1,11 @@
 """Images from the latent space: prior samples, the z = 0 prototype, interpolations.
 
 Every function returns the likelihood mean in model units ``x`` in [-1, 1], shaped
-``(N, C, *patch)``; :func:`to_stack` maps them to raw intensities (a :class:`Quantizer` per
-channel, e.g. from the training image's statistics) or, without one, to the integer level
-scale ``0 .. 2**bits - 1`` the model was trained on.
+``(N, C, *patch)``; :func:`to_stack` maps them to raw intensities with a :class:`Quantizer`
+per channel: the training data's (:func:`cellvae.inference.units.data_units`, which the
+checkpoint leads to), so that a decoding can be compared with the data, or, when no
+training image is known, the integer level scale ``0 .. 2**bits - 1``. :func:`write_stack`
+records the units, intensity source and voxel size with the stack.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from cellvae.data.normalize import Quantizer
 from cellvae.errors import CellvaeError
 from cellvae.inference.model import to_raw
+from cellvae.inference.units import DataUnits, resolution_tags
 
 
 def _mean(vae: torch.nn.Module, params: torch.Tensor) -> np.ndarray:
@@ -110,12 +113,19 @@ def stack_axes(stack: np.ndarray, ndim: int) -> str:
 
 
 def write_stack(
-    path: str | Path, stack: np.ndarray, overwrite: bool = False, ndim: int | None = None
+    path: str | Path,
+    stack: np.ndarray,
+    overwrite: bool = False,
+    ndim: int | None = None,
+    units: DataUnits | None = None,
 ) -> Path:
     """Write ``(N, [C,] [Z,] Y, X)`` float32 as a TIFF stack, atomically.
 
     The file's JSON description carries its axes (:func:`stack_axes`; ``ndim`` defaults to
-    2 for a 3-axis stack, 3 for a 4-axis one) and the running verb's provenance.
+    2 for a 3-axis stack, 3 for a 4-axis one), the running verb's provenance and, with
+    ``units``, the voxel size, units and intensity source (``voxel_size``, ``units``,
+    ``intensity``); the y/x voxel size also goes into the TIFF resolution tags, which
+    ImageJ/Fiji and :func:`cellvae.io.tiff.read_tiff_meta` read.
     """
     import tifffile
 
@@ -124,6 +134,10 @@ def write_stack(
 
     ndim = ndim or (2 if stack.ndim == 3 else 3)
     metadata = {"axes": stack_axes(stack, ndim), **tiff_metadata()}
+    extra = {}
+    if units is not None:
+        metadata.update(units.record())
+        extra = resolution_tags(units)
     with atomic_output(path, overwrite) as tmp:
-        tifffile.imwrite(tmp, np.ascontiguousarray(stack, np.float32), metadata=metadata)
+        tifffile.imwrite(tmp, np.ascontiguousarray(stack, np.float32), metadata=metadata, **extra)
     return Path(path)

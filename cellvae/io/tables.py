@@ -105,6 +105,9 @@ def from_anndata(adata) -> pd.DataFrame:
     """The Parquet layout of an AnnData written by :func:`to_anndata` (any ``X`` works)."""
     obs = adata.obs.reset_index(drop=True)
     table = obs.copy()
+    for column in table.columns:  # AnnData stores text columns as categories
+        if isinstance(table[column].dtype, pd.CategoricalDtype):
+            table[column] = table[column].astype(object)
     if "label" in table:
         table.insert(0, "index", table["label"].to_numpy())
     x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)

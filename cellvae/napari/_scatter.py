@@ -1,8 +1,11 @@
 """A vispy scatter canvas for the latent browser: markers, or a density image when crowded.
 
 napari already ships vispy, and its GPU markers and a binned density image keep a million
-points interactive. The canvas reports selections (click, box, lasso) in data units through
-``on_select(kind, geometry)``; it knows nothing about cells or layers.
+points interactive. The plot has titled axes whose ticks follow every resize (also the first
+layout in a dock) in fixed-width margins, so that labels are not clipped in a narrow dock,
+and a colour bar when the points are coloured by a column. In the density image an empty
+bin is transparent, not the colour of zero. The canvas reports selections (click, box,
+lasso) in data units through ``on_select(kind, geometry)``; it knows nothing about cells.
 """
 
 from __future__ import annotations
@@ -21,6 +24,50 @@ DENSITY_ABOVE = 50_000
 MAX_SELECTED_MARKERS = 50_000
 BACKGROUND = "#262930"
 SELECTED = (1.0, 0.65, 0.0, 1.0)
+COLORMAP = "viridis"
+#: pixels kept for the left axis (tick labels and title) and the bottom axis
+LEFT_PX, BOTTOM_PX, COLORBAR_PX = 64, 44, 72
+
+
+class _Axis(scene.AxisWidget):
+    """An axis whose ticks are recomputed when it is resized, not only when the view pans.
+
+    vispy's axis updates its domain on camera changes only; after the first layout (or any
+    resize of the dock) its ticks would label the old extent.
+    """
+
+    def on_resize(self, event) -> None:
+        super().on_resize(event)
+        if self._linked_view is not None:
+            self._view_changed()
+
+
+def density_rgba(
+    counts: np.ndarray, values: np.ndarray | None = None, limits: tuple[float, float] = (0, 1)
+) -> np.ndarray:
+    """An RGBA image ``(bins, bins, 4)`` of binned points: empty bins fully transparent.
+
+    Without ``values`` a bin's colour is its log density; with ``values`` (the mean of the
+    colour column per bin) it is that mean between ``limits``.
+    """
+    level = (
+        log_density(counts)
+        if values is None
+        else (values - limits[0]) / ((limits[1] - limits[0]) or 1.0)
+    )
+    rgba = get_colormap(COLORMAP).map(np.clip(np.nan_to_num(level), 0, 1).ravel())
+    rgba = rgba.reshape(*counts.shape, 4).astype(np.float32)
+    rgba[..., 3] = np.where(counts > 0, 1.0, 0.0)
+    return rgba
+
+
+def colour_limits(values: np.ndarray) -> tuple[float, float]:
+    """The 1st and 99th percentiles of the finite values: the colour scale's ends."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.0, 1.0
+    lo, hi = np.percentile(finite, [1, 99])
+    return float(lo), float(hi if hi > lo else lo + 1.0)
 
 
 class ScatterCanvas:
@@ -29,19 +76,28 @@ class ScatterCanvas:
     def __init__(self, on_select: Callable[[str, np.ndarray], None]) -> None:
         self.on_select = on_select
         self.canvas = scene.SceneCanvas(keys=None, show=False, bgcolor=BACKGROUND, size=(360, 320))
+        # never narrower than its fixed margins: a plot of no size has no inverse transform
+        self.canvas.native.setMinimumSize(LEFT_PX + COLORBAR_PX + 96, BOTTOM_PX + 96)
         grid = self.canvas.central_widget.add_grid(margin=4)
         self.view = grid.add_view(row=0, col=1)
         self.view.camera = scene.PanZoomCamera(aspect=None)
-        for orientation, row, col in (("left", 0, 0), ("bottom", 1, 1)):
-            axis = scene.AxisWidget(
-                orientation=orientation, text_color="w", axis_color="w", tick_color="w"
-            )
-            axis.stretch = (0.12, 1) if orientation == "left" else (1, 0.1)
-            grid.add_widget(axis, row=row, col=col)
+        style = {"text_color": "w", "axis_color": "w", "tick_color": "w", "axis_font_size": 9}
+        self.y_axis = _Axis(orientation="left", axis_label_margin=44, **style)
+        self.x_axis = _Axis(orientation="bottom", axis_label_margin=30, **style)
+        self.y_axis.width_min = self.y_axis.width_max = LEFT_PX
+        self.x_axis.height_min = self.x_axis.height_max = BOTTOM_PX
+        grid.add_widget(self.y_axis, row=0, col=0)
+        grid.add_widget(self.x_axis, row=1, col=1)
+        for axis in (self.y_axis, self.x_axis):
             axis.link_view(self.view)
+        self.colorbar = scene.ColorBarWidget(
+            COLORMAP, "right", label="", label_color="w", clim=(0, 1), axis_ratio=0.12
+        )
+        self.colorbar.width_min = self.colorbar.width_max = COLORBAR_PX
+        grid.add_widget(self.colorbar, row=0, col=2)
+        self.colorbar.visible = False
         self.markers = scene.Markers(parent=self.view.scene)
-        self.density = scene.Image(np.zeros((2, 2), np.float32), parent=self.view.scene)
-        self.density.cmap, self.density.clim = "viridis", (0.0, 1.0)
+        self.density = scene.Image(np.zeros((2, 2, 4), np.float32), parent=self.view.scene)
         self.chosen = scene.Markers(parent=self.view.scene)
         self.outline = scene.Line(color="white", width=1.5, parent=self.view.scene)
         self.chosen.order, self.outline.order = -1, -2
@@ -50,6 +106,7 @@ class ScatterCanvas:
             markers.visible = False
         self.xy = np.zeros((0, 2))
         self.grid: DensityGrid | None = None
+        self.limits: tuple[float, float] | None = None
         self.mode = "pan"
         self._drag: list[np.ndarray] = []
         for name in ("mouse_press", "mouse_move", "mouse_release"):
@@ -65,20 +122,29 @@ class ScatterCanvas:
         self.mode = mode
         self.view.camera.interactive = mode == "pan"
 
-    def set_points(self, xy: np.ndarray, colour: np.ndarray | None = None) -> None:
-        """Draw ``xy`` ``(N, 2)``, coloured by ``colour`` ``(N,)`` (any scale) if given."""
+    def set_titles(self, x: str, y: str) -> None:
+        """The axis titles (the columns plotted)."""
+        self.x_axis.axis.axis_label = x
+        self.y_axis.axis.axis_label = y
+
+    def set_points(
+        self, xy: np.ndarray, colour: np.ndarray | None = None, colour_name: str = ""
+    ) -> None:
+        """Draw ``xy`` ``(N, 2)``, coloured by ``colour`` ``(N,)`` (any scale) if given.
+
+        Colours span the 1st..99th percentile of ``colour``; the colour bar shows that scale
+        under the title ``colour_name``.
+        """
         self.xy = np.ascontiguousarray(xy, np.float32)
         values = None if colour is None else np.asarray(colour, float)
+        self.limits = None if values is None else colour_limits(values)
         crowded = len(xy) > DENSITY_ABOVE
         self.grid = DensityGrid.of(self.xy) if crowded else None
         self.markers.visible, self.density.visible = not crowded, crowded
         if crowded:
-            image = log_density(self.grid.counts())
-            if values is not None:
-                mean = self.grid.mean(values)
-                lo, hi = np.nanpercentile(mean, [1, 99]) if np.isfinite(mean).any() else (0, 1)
-                image = np.where(image > 0, np.clip((mean - lo) / (hi - lo or 1), 0, 1), np.nan)
-            self.density.set_data(np.nan_to_num(image, nan=0.0).astype(np.float32))
+            counts = self.grid.counts()
+            means = self.grid.mean(values) if values is not None else None
+            self.density.set_data(density_rgba(counts, means, self.limits or (0, 1)))
             x0, x1, y0, y1 = self.grid.extent
             b = self.grid.bins
             self.density.transform = scene.STTransform(
@@ -87,16 +153,19 @@ class ScatterCanvas:
         elif len(xy):
             face = (0.55, 0.75, 1.0, 0.8)
             if values is not None:
-                lo, hi = np.nanpercentile(values, [1, 99])
-                face = get_colormap("viridis").map(np.clip((values - lo) / (hi - lo or 1), 0, 1))
+                lo, hi = self.limits
+                face = get_colormap(COLORMAP).map(np.clip((values - lo) / (hi - lo), 0, 1))
             self.markers.set_data(self.xy, face_color=face, edge_width=0, size=5)
-        self.set_selected(np.zeros(len(xy), bool))
+        self.colorbar.visible = self.limits is not None
+        if self.limits is not None:
+            self.colorbar.clim = tuple(f"{v:.3g}" for v in self.limits)
+            self.colorbar.label = colour_name
         self.reset_view()
 
     def reset_view(self) -> None:
         """Fit the camera to the points."""
-        if len(self.xy):
-            finite = self.xy[np.isfinite(self.xy).all(1)]
+        finite = self.xy[np.isfinite(self.xy).all(1)] if len(self.xy) else self.xy
+        if len(finite):
             lo, hi = finite.min(0), finite.max(0)
             pad = np.where(hi > lo, (hi - lo) * 0.05, 1.0)
             x = (lo[0] - pad[0], hi[0] + pad[0])

@@ -41,7 +41,8 @@ from cellvae.napari.blur import (
     view_region,
 )
 from cellvae.napari.messages import show_problem
-from cellvae.napari.navigate import go_to
+from cellvae.napari.navigate import go_to, outline
+from cellvae.napari.viewport import visible_box
 
 
 class _Progress(QObject):
@@ -218,14 +219,23 @@ class BlurInspector(QWidget):
         axes = (original.metadata or {}).get("axes") or "zyx"[-data.ndim :]
         point = np.asarray(original.world_to_data(self.viewer.dims.point[-data.ndim :]))
         ckpt, stats = self.ckpt.text().strip(), _stats_of(original)
+        # what the camera shows, in level-0 voxels (napari's corner_pixels is widened to
+        # whole chunks, and to the whole image when it is not chunked)
+        lo, hi = visible_box(self.viewer, original)
+        # at least 4 windows a side around the view's centre, so the map has windows to
+        # rank and the image enough pixels for its noise fit
+        side = 4 * self.window.value()
+        for axis in range(max(0, data.ndim - 2), data.ndim):
+            if hi[axis] - lo[axis] < side:
+                mid = (lo[axis] + hi[axis]) // 2
+                lo[axis] = max(0, min(mid - side // 2, data.shape[axis] - side))
+                hi[axis] = min(data.shape[axis], lo[axis] + side)
+        corners = np.stack([lo, hi - 1]).astype(float)
 
         def work():
             from cellvae.inference.model import load_model
 
             ndim = min(load_model(ckpt)[0].ndim, sum(a in "zyx" for a in axes))
-            corners = np.asarray(original.corner_pixels, float)
-            if original.multiscale:  # corners count pixels of the level on screen
-                corners = corners * np.asarray(original.downsample_factors[original.data_level])
             region = view_region(data.shape, corners, point, ndim)
             crop = np.asarray(data[region], np.float32)
             return region, crop, reconstruct_crop(ckpt, crop, stats)
@@ -360,4 +370,8 @@ class BlurInspector(QWidget):
         """Centre the view on worst region ``row`` and zoom so its window fills the view."""
         if self._original is None or not 0 <= row < len(self._centres):
             return
-        go_to(self.viewer, self._original, self._centres[row])
+        centre = np.asarray(self._centres[row], float)
+        side = float(self.report.map.window) if self.report is not None else 32.0
+        go_to(self.viewer, self._original, centre, extent=(side, side))
+        half = np.full(2, side / 2)
+        outline(self.viewer, self._original, centre[-2:] - half, centre[-2:] + half)

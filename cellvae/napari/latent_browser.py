@@ -3,20 +3,20 @@
 Choose a labels layer whose ``features`` hold a ``cellvae embed`` table (the results reader
 attaches ``cells.parquet``). Selecting points (click, box, lasso) paints the chosen cells in
 a "selected cells" layer above the labels, can centre the view on them, and shows a gallery
-of their crops beside the reconstruction; picking a cell in the viewer (click on the labels
-layer, shift-click to add) selects its point. All the work is in :mod:`.selection`.
+of their crops beside the reconstruction; clicking a cell in the viewer selects its point
+(on release, and only when the mouse did not move: a pan that starts on a cell keeps the
+selection; shift adds). A selection lasts: changing the plotted axes or the colour redraws it
+at the new places, and *add selection to class* keeps it in the layer's ``features``
+(:mod:`.classes_panel`). All the work is in :mod:`.selection`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import Qt
-from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -25,24 +25,31 @@ from qtpy.QtWidgets import (
 )
 
 from cellvae.napari._scatter import ScatterCanvas
+from cellvae.napari.classes_panel import ClassPanel
+from cellvae.napari.gallery import Gallery
+from cellvae.napari.layer_choice import (
+    LayerChoice,
+    add_beside,
+    is_cells_layer,
+    is_source_image,
+    same_layer,
+)
+from cellvae.napari.layer_data import check_table_labels
 from cellvae.napari.messages import show_problem
 from cellvae.napari.navigate import go_to
-from cellvae.napari.results import check_table_labels
 from cellvae.napari.selection import (
     centre_of,
-    crop_plane,
     highlight,
     in_box,
     in_lasso,
     nearest,
     rows_of_labels,
     selection_lut,
-    to_uint8,
 )
 
-#: cells shown in the gallery (the first selected ones, in table order).
-GALLERY_CELLS = 6
-THUMB_PX = 72
+SELECTED_RGBA = (1.0, 0.65, 0.0, 1.0)
+#: a press and release further apart than this (screen pixels) is a drag, not a click
+CLICK_SLOP_PX = 4
 
 
 def default_axes(columns: list[str]) -> tuple[str, str]:
@@ -67,8 +74,7 @@ class LatentBrowser(QWidget):
         self.highlight_layer = None
         self._label_top = 0
         self.scatter = ScatterCanvas(self._on_plot_select)
-
-        self.layer_box, self.x_box, self.y_box, self.colour_box = (QComboBox() for _ in range(4))
+        self.x_box, self.y_box, self.colour_box = (QComboBox() for _ in range(3))
         self.mode_box = QComboBox()
         self.mode_box.addItems(["lasso", "box", "click", "pan"])
         self.jump = QCheckBox("centre the view on the selection")
@@ -77,8 +83,11 @@ class LatentBrowser(QWidget):
         self.status.setWordWrap(True)
         clear = QPushButton("clear selection")
         clear.clicked.connect(lambda: self.select(np.zeros(len(self.ids), bool), "clear"))
+        self.gallery = Gallery()
+        self.classes = ClassPanel(self)
+        self.labels = LayerChoice(napari_viewer, is_cells_layer, on_change=self._use_layer)
         form = QFormLayout()
-        form.addRow("labels", self.layer_box)
+        form.addRow("labels", self.labels.box)
         form.addRow("x", self.x_box)
         form.addRow("y", self.y_box)
         form.addRow("colour", self.colour_box)
@@ -86,70 +95,39 @@ class LatentBrowser(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.jump)
         row.addWidget(clear)
-        self.gallery = QGridLayout()
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.scatter.native, stretch=1)
         layout.addLayout(row)
         layout.addWidget(self.status)
+        layout.addWidget(self.classes)
         layout.addWidget(QLabel("selected cells: image above, reconstruction below"))
-        layout.addLayout(self.gallery)
+        layout.addWidget(self.gallery)
 
-        self.layer_box.currentTextChanged.connect(self._use_layer)
         for box in (self.x_box, self.y_box, self.colour_box):
             box.currentTextChanged.connect(self._replot)
         self.mode_box.currentTextChanged.connect(self.scatter.set_mode)
         self.scatter.set_mode("lasso")
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+        napari_viewer.mouse_drag_callbacks.append(self._on_viewer_drag)
 
     # -- layers and table ---------------------------------------------------------------
-    def _candidates(self) -> list[str]:
-        from napari.layers import Labels
-
-        return [
-            layer.name
-            for layer in self.viewer.layers
-            if isinstance(layer, Labels)
-            and len(layer.features)
-            and layer is not self.highlight_layer
-        ]
-
-    def _refresh_layers(self, event=None) -> None:
-        names = self._candidates()
-        if names == [self.layer_box.itemText(i) for i in range(self.layer_box.count())]:
+    def _use_layer(self, layer) -> None:
+        if layer is None or same_layer(layer, self.layer):
             return
-        current = self.layer_box.currentText()
-        self.layer_box.blockSignals(True)
-        self.layer_box.clear()
-        self.layer_box.addItems(names)
-        self.layer_box.blockSignals(False)
-        if current in names:
-            self.layer_box.setCurrentText(current)
-        elif names:
-            self._use_layer(names[0])
-
-    def _use_layer(self, name: str) -> None:
-        if not name or name not in self.viewer.layers:
-            return
-        layer = self.viewer.layers[name]
         table = layer.features
         if "index" not in table:
-            show_problem(f"{name}: its features have no 'index' column (the label id)")
+            show_problem(f"{layer.name}: its features have no 'index' column (the label id)")
             return
         data = layer.data[0] if layer.multiscale else layer.data
         if data.size <= 50_000_000:
             mismatch = check_table_labels(table, data)
             if mismatch:
-                show_problem(f"{name}: {mismatch}")
+                show_problem(f"{layer.name}: {mismatch}")
                 return
-        if self.layer is not None and self._on_viewer_click in self.layer.mouse_drag_callbacks:
-            self.layer.mouse_drag_callbacks.remove(self._on_viewer_click)
         self.layer, self.table = layer, table.reset_index(drop=True)
         self.ids = self.table["index"].to_numpy(np.int64)
+        self.mask = np.zeros(len(self.ids), bool)
         self._label_top = int(data.max()) if isinstance(data, np.ndarray) and data.size else 0
-        layer.mouse_drag_callbacks.append(self._on_viewer_click)
         numeric = [
             c for c in self.table.columns if c != "index" and self.table[c].dtype.kind in "fiu"
         ]
@@ -163,16 +141,27 @@ class LatentBrowser(QWidget):
             box.setCurrentText(choice)
             box.blockSignals(False)
         self._replot()
+        self.classes.refresh()
 
     def _replot(self, *_) -> None:
-        if self.table is None or not self.x_box.currentText() or not self.y_box.currentText():
+        """Draw the chosen columns; the selection stays and is drawn at its new places."""
+        x, y = self.x_box.currentText(), self.y_box.currentText()
+        if self.table is None or not x or not y:
             return
-        self.xy = self.table[[self.x_box.currentText(), self.y_box.currentText()]].to_numpy(float)
+        self.xy = self.table[[x, y]].to_numpy(float)
         colour = self.colour_box.currentText()
         values = self.table[colour].to_numpy(float) if colour else None
-        self.scatter.set_points(self.xy, values)
-        self.mask = np.zeros(len(self.xy), bool)
-        self.status.setText(f"{len(self.xy):,} cells")
+        self.scatter.set_points(self.xy, values, colour)
+        self.scatter.set_titles(x, y)
+        if len(self.mask) != len(self.xy):
+            self.mask = np.zeros(len(self.xy), bool)
+        self.scatter.set_selected(self.mask)
+        self._say()
+
+    def _say(self) -> None:
+        n = int(self.mask.sum())
+        total = len(self.mask)
+        self.status.setText(f"{n:,} of {total:,} cells selected" if n else f"{total:,} cells")
 
     # -- selection ----------------------------------------------------------------------
     def select_box(self, corner_a, corner_b) -> None:
@@ -205,17 +194,37 @@ class LatentBrowser(QWidget):
         else:
             self.select_lasso(geometry)
 
-    def _on_viewer_click(self, layer, event):
-        if layer.mode != "pan_zoom" or self.table is None:
+    def _on_viewer_drag(self, viewer, event):
+        """Pick the cell under a click released where it was pressed (not after a pan).
+
+        Runs for any active layer in pan/zoom mode, so that a click selects a cell however
+        the layer list was last touched; a layer in a drawing mode keeps its clicks.
+        """
+        active = viewer.layers.selection.active
+        if self.layer is None or getattr(active, "mode", "pan_zoom") != "pan_zoom":
             return
-        value = layer.get_value(
-            event.position,
-            view_direction=event.view_direction,
-            dims_displayed=event.dims_displayed,
-            world=True,
+        if event.button != 1:
+            return
+        start, add = np.asarray(event.pos, float), "Shift" in event.modifiers
+        moved = False
+        yield
+        while event.type == "mouse_move":
+            moved = moved or np.abs(np.asarray(event.pos, float) - start).max() > CLICK_SLOP_PX
+            yield
+        if event.type == "mouse_release" and not moved:
+            self.pick_at(event.position, event.view_direction, event.dims_displayed, add)
+
+    def pick_at(self, position, view_direction=None, dims_displayed=None, add=False) -> None:
+        """Select the cell of the labels layer at world ``position`` (none: clear)."""
+        value = self.layer.get_value(
+            position, view_direction=view_direction, dims_displayed=dims_displayed, world=True
         )
+        if isinstance(value, tuple):  # a multiscale layer: (level, value)
+            value = value[-1]
         if value:
-            self.pick([int(value)], add="Shift" in event.modifiers)
+            self.pick([int(value)], add=add)
+        elif not add:
+            self.select(np.zeros(len(self.ids), bool), "viewer")
 
     def select(self, mask: np.ndarray, source: str) -> None:
         """Make ``mask`` the selection: plot, highlight layer, gallery and (maybe) the view."""
@@ -224,14 +233,13 @@ class LatentBrowser(QWidget):
             self.layer.metadata["cellvae_selection"] = self.ids[mask][:1000].tolist()
         self.scatter.set_selected(mask)
         self.update_highlight()
-        n = int(mask.sum())
-        self.status.setText(f"{n:,} of {len(mask):,} cells selected")
-        if source == "plot" and self.jump.isChecked():
+        self._say()
+        if source in ("plot", "classes") and self.jump.isChecked():
             self.jump_to_selection()
         self.update_gallery()
 
     def update_highlight(self) -> None:
-        """Paint the selected cells into the "selected cells" labels layer."""
+        """Paint the selected cells into the "selected cells" layer (not made active)."""
         if self.layer is None:
             return
         from napari.utils.colormaps import Colormap
@@ -240,18 +248,21 @@ class LatentBrowser(QWidget):
         painted = highlight(data, selection_lut(self.ids, self.mask, self._label_top + 1))
         if self.highlight_layer is None or self.highlight_layer not in self.viewer.layers:
             colours = Colormap([(0, 0, 0, 0), SELECTED_RGBA], name="cellvae selection")
-            self.highlight_layer = self.viewer.add_image(
+            self.highlight_layer = add_beside(
+                self.viewer,
                 painted,
                 name="selected cells",
                 scale=self.layer.scale,
                 translate=self.layer.translate,
+                units=self.layer.units,
+                axis_labels=self.layer.axis_labels,
                 colormap=colours,
                 contrast_limits=(0, 1),
                 opacity=0.9,
                 blending="translucent",
                 interpolation2d="nearest",
+                metadata={"cellvae_kind": "selection"},
             )
-            self.viewer.layers.selection.active = self.layer
         else:
             self.highlight_layer.data = painted
 
@@ -264,13 +275,8 @@ class LatentBrowser(QWidget):
         go_to(self.viewer, self.layer, centre)
 
     def _image_layers(self):
-        from napari.layers import Image
-
-        images = [
-            layer
-            for layer in self.viewer.layers
-            if isinstance(layer, Image) and layer is not self.highlight_layer
-        ]
+        """The original and the reconstruction to crop (by the reader's names), else any."""
+        images = [layer for layer in self.viewer.layers if is_source_image(layer)]
         original = next((i for i in images if i.name.startswith("original")), None)
         recon = next((i for i in images if i.name.startswith("reconstruction")), None)
         if original is None and images:
@@ -279,44 +285,7 @@ class LatentBrowser(QWidget):
 
     def update_gallery(self) -> None:
         """Thumbnails of the first selected cells: original crop above its reconstruction."""
-        while self.gallery.count():
-            self.gallery.takeAt(0).widget().deleteLater()
-        rows = np.flatnonzero(self.mask)[:GALLERY_CELLS]
-        axes = "zyx"[-self.layer.ndim :] if self.layer is not None else ""
-        if not rows.size or any(f"centroid_{a}" not in self.table for a in axes):
+        if self.layer is None:
             return
-        sizes = [
-            self.table[f"bbox_{a}_max"].to_numpy()[rows]
-            - self.table[f"bbox_{a}_min"].to_numpy()[rows]
-            for a in axes[-2:]
-            if f"bbox_{a}_max" in self.table
-        ]
-        size = int(np.clip(1.5 * np.max(sizes) if sizes else 48, 16, 128))
-        for column, row in enumerate(rows):
-            centre = self.table.loc[row, [f"centroid_{a}" for a in axes]].to_numpy(float)
-            world = self.layer.data_to_world(centre)
-            for line, image in enumerate(self._image_layers()):
-                if image is None:
-                    continue
-                data = image.data[0] if image.multiscale else image.data
-                crop = crop_plane(data, image.world_to_data(world), size)
-                self.gallery.addWidget(
-                    _thumbnail(to_uint8(crop, image.contrast_limits)), line, column
-                )
-            label = QLabel(str(self.ids[row]))
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            self.gallery.addWidget(label, 2, column)
-
-
-SELECTED_RGBA = (1.0, 0.65, 0.0, 1.0)
-
-
-def _thumbnail(gray: np.ndarray) -> QLabel:
-    gray = np.ascontiguousarray(gray)
-    image = QImage(
-        gray.data, gray.shape[1], gray.shape[0], gray.strides[0], QImage.Format.Format_Grayscale8
-    )
-    label = QLabel()
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setPixmap(QPixmap.fromImage(image.copy()).scaled(THUMB_PX, THUMB_PX))
-    return label
+        rows = np.flatnonzero(self.mask)
+        self.gallery.show_cells(self.layer, self.table, self.ids, rows, self._image_layers())

@@ -1,9 +1,17 @@
 """Latent explorer: what has the latent space learned?
 
-Load a checkpoint (the results reader fills it in from the provenance) and decode the z = 0
-prototype, the interpolation between two cells of the table (the latent browser's selection
-fills them in), or move one latent dimension with the slider; each result is an image layer.
-The decoding is in :class:`.explore.Explorer`.
+Load a checkpoint (filled in from the provenance of any layer the results reader added) and
+decode the z = 0 prototype, the interpolation between two cells of the table (the latent
+browser's selection fills them in), or move one latent dimension with the slider; each
+result is an image layer beside the image, on its grid (voxel size, z included), in its
+intensity units and with its contrast limits, so it can be compared with the cells.
+*Reconstruct what is in view* reconstructs the part of the image on screen
+(:mod:`.view_reconstruction`).
+
+Every model call (loading, decoding) runs in a worker (:class:`.workers.JobPanel`) with
+progress and cancel; the slider decodes when it is released (or stepped with the keyboard),
+and a value chosen while a decoding runs waits as the only next one. The decoding is in
+:class:`.explore.Explorer`.
 """
 
 from __future__ import annotations
@@ -11,12 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSlider,
@@ -26,26 +34,38 @@ from qtpy.QtWidgets import (
 )
 
 from cellvae.errors import CellvaeError
-from cellvae.napari.explore import Explorer, codes_of
+from cellvae.napari.explore import Explorer, codes_of, placement_of
+from cellvae.napari.layer_choice import LayerChoice, add_beside, is_cells_layer, is_source_image
+from cellvae.napari.layer_data import montage
 from cellvae.napari.messages import show_problem, user_errors
-from cellvae.napari.results import montage
+from cellvae.napari.workers import JobPanel
 
 #: slider range in latent standard deviations (the prior is N(0, 1)).
 SLIDER_SD = 3.0
+PROTOTYPE, TRAVERSAL = "prototype (z = 0)", "latent traversal"
+
+
+def is_original(layer) -> bool:
+    """The image a decoding is compared with: named ``original ...`` by the results reader."""
+    return str(layer.name).startswith("original")
 
 
 class LatentExplorer(QWidget):
-    """The dock widget: ``prototype()``, ``interpolate()``, ``set_traversal(dim, value)``."""
+    """The dock widget: ``prototype()``, ``interpolate()``, ``set_traversal(dim, value)``.
+
+    Each starts a background job and returns at once; ``jobs.busy`` says whether one runs.
+    """
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.explorer: Explorer | None = None
-        self._loaded: str | None = None
+        self._loaded: tuple | None = None
         self.ckpt = QLineEdit()
         browse = QPushButton("...")
         browse.clicked.connect(self._browse)
-        self.layer_box = QComboBox()
+        self.cells = LayerChoice(napari_viewer, is_cells_layer, on_change=self._cells_changed)
+        self.images = LayerChoice(napari_viewer, is_source_image, prefer=is_original)
         self.cell_a, self.cell_b, self.steps, self.dim = (QSpinBox() for _ in range(4))
         for box in (self.cell_a, self.cell_b):
             box.setRange(0, 2**31 - 1)
@@ -54,107 +74,136 @@ class LatentExplorer(QWidget):
         self.dim.setRange(0, 4095)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(-100, 100)
-        self.slider.valueChanged.connect(lambda v: self.set_traversal(self.dim.value(), v / 100))
-        buttons = {
-            "decode z = 0 (prototype)": self.prototype,
-            "use the browser's selection": self.use_selection,
-            "interpolate A -> B": self.interpolate,
-        }
+        self.slider.setTracking(False)  # valueChanged on release (or a key), not while dragged
+        self.slider_value = QLabel(self._value_text(0))
+        self.slider.sliderMoved.connect(lambda v: self.slider_value.setText(self._value_text(v)))
+        self.slider.valueChanged.connect(self._slider_changed)
+        self.jobs = JobPanel("latent explorer")
         path_row = QHBoxLayout()
         path_row.addWidget(self.ckpt)
         path_row.addWidget(browse)
+        slider_row = QHBoxLayout()
+        slider_row.addWidget(self.slider, stretch=1)
+        slider_row.addWidget(self.slider_value)
         form = QFormLayout()
         form.addRow("checkpoint", path_row)
-        form.addRow("cells of", self.layer_box)
+        form.addRow("image", self.images.box)
+        form.addRow("cells of", self.cells.box)
         form.addRow("cell A", self.cell_a)
         form.addRow("cell B", self.cell_b)
         form.addRow("steps", self.steps)
         form.addRow("latent dim", self.dim)
-        form.addRow(f"value (±{SLIDER_SD:g} sd)", self.slider)
+        form.addRow("value", slider_row)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        for text, slot in buttons.items():
+        for text, slot in (
+            ("decode z = 0 (prototype)", self.prototype),
+            ("use the browser's selection", self.use_selection),
+            ("interpolate A -> B", self.interpolate),
+            ("reconstruct what is in view", self.reconstruct_view),
+        ):
             button = QPushButton(text)
             button.clicked.connect(slot)
             layout.addWidget(button)
+        layout.addWidget(self.jobs)
         layout.addStretch()
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+        napari_viewer.layers.events.inserted.connect(self._find_checkpoint)
+        self._find_checkpoint()
+
+    @staticmethod
+    def _value_text(v: int) -> str:
+        return f"{v / 100 * SLIDER_SD:+.1f} sd"
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "checkpoint", "", "checkpoints (*.ckpt)")
         if path:
             self.ckpt.setText(path)
 
-    def _refresh_layers(self, event=None) -> None:
-        from napari.layers import Labels
+    def _find_checkpoint(self, event=None) -> None:
+        """Fill in the checkpoint that any layer's results provenance names (first found)."""
+        if self.ckpt.text():
+            return
+        ckpt = next(
+            (la.metadata.get("ckpt") for la in self.viewer.layers if la.metadata.get("ckpt")),
+            None,
+        )
+        if ckpt:
+            self.ckpt.setText(ckpt)
 
-        names = [
-            layer.name
-            for layer in self.viewer.layers
-            if isinstance(layer, Labels) and "index" in layer.features
-        ]
-        current = self.layer_box.currentText()
-        self.layer_box.clear()
-        self.layer_box.addItems(names)
-        if current in names:
-            self.layer_box.setCurrentText(current)
-        if names and not self.ckpt.text():
-            ckpt = (self.viewer.layers[names[0]].metadata or {}).get("ckpt")
-            if ckpt:
-                self.ckpt.setText(ckpt)
+    def _cells_changed(self, layer) -> None:
+        self._find_checkpoint()
 
-    def _cells_layer(self):
-        name = self.layer_box.currentText()
-        return self.viewer.layers[name] if name in self.viewer.layers else None
-
-    def _model(self) -> Explorer:
+    # -- the model, loaded in the worker ------------------------------------------------
+    def _request(self) -> tuple[str, int, str | None]:
+        """What the worker needs, read on the Qt thread: checkpoint, ndim, image path."""
         path = self.ckpt.text().strip()
         if not path:
             raise CellvaeError("choose a checkpoint (.ckpt written by cellvae fit)")
-        if self.explorer is None or self._loaded != path:
-            layer = self._cells_layer()
-            ndim = _spatial_ndim(layer) if layer is not None else _spatial_ndim(self._any_image())
-            self.explorer = Explorer.load(path, ndim, _stats(self.viewer))
-            self._loaded = path
-            self.dim.setMaximum(self.explorer.latent_dim - 1)
-        return self.explorer
+        anchor = self.cells.layer or self.images.layer
+        image = self.images.layer
+        source = (image.metadata or {}).get("path") if image is not None else None
+        if source and Path(source).suffix.lower() in (".tif", ".tiff"):
+            source = None  # no ingest statistics: the checkpoint's training image instead
+        return path, _spatial_ndim(anchor), source
 
-    def _any_image(self):
-        from napari.layers import Image
+    def _model_in(self, request: tuple) -> Explorer:
+        """The loaded model for ``request`` (worker thread): the cached one or a new one."""
+        if self.explorer is not None and self._loaded == request:
+            return self.explorer
+        path, ndim, source = request
+        return Explorer.load(path, ndim, source)
 
-        return next((la for la in self.viewer.layers if isinstance(la, Image)), None)
+    def _keep(self, request: tuple, explorer: Explorer) -> None:
+        self.explorer, self._loaded = explorer, request
+        self.dim.setMaximum(explorer.latent_dim - 1)
 
-    def _show(self, data: np.ndarray, name: str, row: int) -> None:
-        """Show ``data`` as layer ``name`` in ``row`` of a column right of the image."""
-        if name in self.viewer.layers:
-            self.viewer.layers[name].data = data
-            return
-        anchor = self._cells_layer() or self._any_image()
-        scale = list(anchor.scale[-2:]) if anchor is not None else [1.0, 1.0]
-        right = anchor.extent.world[1][-1] if anchor is not None else 0.0
-        top = anchor.extent.world[0][-2] if anchor is not None else 0.0
-        patch = np.asarray(self._model().patch[-2:], float) * scale
-        translate = [top + row * 1.25 * patch[0], right + 0.25 * patch[1]]
-        lead = data.ndim - 2
-        self.viewer.add_image(
-            data,
-            name=name,
-            colormap="gray",
-            scale=[1.0] * lead + scale,
-            translate=[0.0] * lead + translate,
-        )
-        self.viewer.reset_view()  # the new layer sits right of the image: bring it in view
+    def _start(self, label: str, work, show) -> None:
+        """Run ``work(job, explorer)`` in the worker, then ``show(result)`` on the Qt thread."""
+        with user_errors():
+            request = self._request()
 
+            def run(job, request):
+                job.progress(0.0)
+                explorer = self._model_in(request)
+                job.progress(0.2)
+                return request, explorer, work(job, explorer)
+
+            def done(result):
+                request, explorer, value = result
+                self._keep(request, explorer)
+                show(explorer, value)
+
+            self.jobs.run(run, request, on_done=done, label=label)
+
+    # -- actions ------------------------------------------------------------------------
     def prototype(self) -> None:
         """Decode z = 0 into the layer "prototype (z = 0)"."""
+        self._start(
+            "decoding z = 0",
+            lambda job, model: model.prototype(),
+            lambda model, image: self._show(model, image, PROTOTYPE, row=0),
+        )
+
+    def reconstruct_view(self) -> None:
+        """Reconstruct the part of the chosen image on screen (:mod:`.view_reconstruction`):
+        the layer "reconstruction (in view)" over it."""
+        from cellvae.napari import view_reconstruction
+
+        image = self.images.layer
         with user_errors():
-            self._show(self._model().prototype(), "prototype (z = 0)", row=0)
+            if image is None:
+                raise CellvaeError("choose the image layer to reconstruct")
+            view_reconstruction.start(
+                self.viewer,
+                image,
+                self.ckpt.text().strip(),
+                self.jobs,
+                lambda result: view_reconstruction.show(self.viewer, image, result),
+            )
 
     def use_selection(self) -> None:
         """Fill cells A and B with the first two cells selected in the latent browser."""
-        layer = self._cells_layer()
+        layer = self.cells.layer
         chosen = list((layer.metadata or {}).get("cellvae_selection", [])) if layer else []
         if len(chosen) < 2:
             show_problem("select at least two cells in the latent browser first")
@@ -165,21 +214,53 @@ class LatentExplorer(QWidget):
     def interpolate(self) -> None:
         """Decode the interpolation from cell A to cell B into "interpolation A -> B"."""
         with user_errors():
-            layer = self._cells_layer()
+            layer = self.cells.layer
             if layer is None:
                 raise CellvaeError("no labels layer with a cells table: open a results folder")
-            a, b = codes_of(layer.features, [self.cell_a.value(), self.cell_b.value()])
-            stack = self._model().interpolate(a, b, self.steps.value())
-            name = f"interpolation {self.cell_a.value()} -> {self.cell_b.value()}"
-            self._show(montage(stack, cols=len(stack)), name, row=2)
+            a_id, b_id, steps = self.cell_a.value(), self.cell_b.value(), self.steps.value()
+            a, b = codes_of(layer.features, [a_id, b_id])
+            name = f"interpolation {a_id} -> {b_id}"
+            self._start(
+                f"interpolating {a_id} -> {b_id}",
+                lambda job, model: model.interpolate(a, b, steps, job),
+                lambda model, stack: self._show(model, montage(stack, cols=len(stack)), name, 2),
+            )
+
+    def _slider_changed(self, v: int) -> None:
+        self.slider_value.setText(self._value_text(v))
+        self.set_traversal(self.dim.value(), v / 100)
 
     def set_traversal(self, dim: int, value: float) -> None:
         """Decode z = 0 with latent ``dim`` at ``value`` x 3 sd into "latent traversal"."""
-        with user_errors():
-            model = self._model()
-            image = model.traverse(np.zeros(model.latent_dim), dim, [value * SLIDER_SD])[0]
-            self._show(image, "latent traversal", row=1)
-            self.viewer.layers["latent traversal"].metadata["traversal"] = (dim, value * SLIDER_SD)
+
+        def work(job, model):
+            return model.traverse(np.zeros(model.latent_dim), dim, [value * SLIDER_SD])[0]
+
+        def show(model, image):
+            layer = self._show(model, image, TRAVERSAL, row=1)
+            layer.metadata["traversal"] = (dim, value * SLIDER_SD)
+
+        self._start(f"decoding dimension {dim} at {value * SLIDER_SD:+.1f} sd", work, show)
+
+    def _show(self, model: Explorer, data: np.ndarray, name: str, row: int):
+        """Show ``data`` as layer ``name`` in ``row`` of a column right of the image."""
+        anchor = self.cells.layer or self.images.layer
+        kwargs = placement_of(anchor, self.images.layer, model.vae.ndim).kwargs(model.patch, row)
+        metadata = {"cellvae_kind": "decoding", "units": model.units.record()}
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = data
+            if "contrast_limits" in kwargs:
+                layer.contrast_limits = kwargs["contrast_limits"]
+            layer.metadata.update(metadata)
+            return layer
+        layer = add_beside(
+            self.viewer, data, name=name, colormap="gray", metadata=metadata, **kwargs
+        )
+        # the new layer sits right of the image: bring it in view, in the next event-loop
+        # turn (the insert above already takes most of a turn's budget)
+        QTimer.singleShot(0, self.viewer.reset_view)
+        return layer
 
 
 def _spatial_ndim(layer) -> int:
@@ -187,17 +268,3 @@ def _spatial_ndim(layer) -> int:
     if axes:
         return sum(a in "zyx" for a in axes)
     return 3 if layer is not None and layer.ndim >= 3 else 2
-
-
-def _stats(viewer) -> dict | None:
-    """Intensity statistics of the original image layer's OME-Zarr, if it has them."""
-    for layer in viewer.layers:
-        path = (layer.metadata or {}).get("path")
-        if layer.name.startswith("original") and path and not Path(path).suffix.lower() == ".tif":
-            try:
-                from cellvae.io.omezarr import open_image
-
-                return open_image(path).stats
-            except CellvaeError:
-                return None
-    return None

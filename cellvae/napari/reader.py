@@ -1,7 +1,9 @@
 """npe2 reader: a cellvae results folder (or a parent of ``<image>/<preset>/`` results).
 
-Plain OME-Zarr and TIFF files are left to napari-ome-zarr and napari's builtin readers: this
-reader only claims folders that hold cellvae outputs.
+The manifest declares no filename patterns, only ``accepts_directories``, so napari never
+offers this reader for an ordinary file (a PNG or TIFF opens as without the plugin). Among
+folders it claims only those holding cellvae outputs, whatever their name (``run_beta0.5``
+is a folder, not a file with a suffix); plain OME-Zarr images are napari-ome-zarr's.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ def get_reader(path: str | list[str]) -> Callable[..., list] | None:
         if len(path) != 1:
             return None
         path = path[0]
-    if Path(path).suffix or not find_results(path):
+    path = Path(path)
+    if not path.is_dir() or _is_zarr(path) or not find_results(path):
         return None
     return read_results_folder
+
+
+def _is_zarr(path: Path) -> bool:
+    """A Zarr group or array (v2 or v3) is an image for napari-ome-zarr, never results."""
+    return any((path / name).exists() for name in ("zarr.json", ".zgroup", ".zarray"))
 
 
 def read_results_folder(path: str | list[str]) -> list[LayerData]:

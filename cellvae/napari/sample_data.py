@@ -8,7 +8,7 @@ line, shown as napari's notification, says what to install.
 
 from __future__ import annotations
 
-from cellvae.napari.results import LayerData
+from cellvae.napari.layer_data import LayerData
 
 
 def _layers(name: str) -> list[LayerData]:

@@ -171,17 +171,30 @@ def centre_of(table, mask: np.ndarray, axes: str) -> np.ndarray | None:
     return table.loc[mask, columns].to_numpy(float).mean(0)
 
 
-def crop_plane(image, centre: Sequence[float], size: int) -> np.ndarray:
-    """A ``size x size`` crop of the last two axes around ``centre`` (mirrored at borders).
+def mirror_index(index: np.ndarray, n: int) -> np.ndarray:
+    """Indices reflected into ``0 .. n - 1`` at the edges, as numpy's ``"reflect"`` padding
+    (``-1 -> 1``, ``n -> n - 2``), however far outside they are."""
+    index = np.asarray(index, np.int64)
+    if n == 1:
+        return np.zeros_like(index)
+    period = 2 * (n - 1)
+    index = np.abs(index) % period
+    return np.where(index >= n, period - index, index)
 
-    Leading axes (z of a volume) are taken at the rounded centre. ``image`` may be lazy.
+
+def crop_plane(image, centre: Sequence[float], size: int) -> np.ndarray:
+    """A ``size x size`` crop of the last two axes around ``centre``, mirrored at borders.
+
+    A cell at the image's edge is shown whole on one side and reflected on the other, not
+    smeared by repeating the edge row. Leading axes (z of a volume) are taken at the rounded
+    centre. ``image`` may be lazy: only the bounding box of the pixels used is read.
     """
     centre = [round(float(c)) for c in centre]
     lead = tuple(min(max(c, 0), n - 1) for c, n in zip(centre[:-2], image.shape[:-2]))
     plane = image[lead] if lead else image
     out = []
     for c, n in zip(centre[-2:], plane.shape[-2:]):
-        out.append(np.clip(np.arange(c - size // 2, c - size // 2 + size), 0, n - 1))
+        out.append(mirror_index(np.arange(c - size // 2, c - size // 2 + size), n))
     box = tuple(slice(int(o.min()), int(o.max()) + 1) for o in out)
     region = np.asarray(plane[box], dtype=np.float32)
     return region[np.ix_(out[0] - out[0].min(), out[1] - out[1].min())]

@@ -52,16 +52,30 @@ def blob_image(rng: np.random.Generator, shape=(96, 96), n=9) -> tuple[np.ndarra
     return image.clip(0, 255).astype(np.uint8), labels
 
 
+#: the 2D preset's network (configs/2d_hier_dlogistic.yaml), untrained: as slow as the real one
+PRESET_2D = {
+    "arch": "hierarchical",
+    "likelihood": "dlogistic",
+    "widths": (16, 32, 64),
+    "latent_channels": 4,
+    "global_dim": 32,
+    "patch_size": 64,
+    "finest_latent": "full",
+}
+
+
 def write_results(
     root: Path,
     rng: np.random.Generator,
     drop: tuple[str, ...] = (),
     labels_override: np.ndarray | None = None,
+    model: dict | None = None,
 ) -> Path:
     """Inputs under ``root/inputs`` and one results folder ``root/runs/img/preset``.
 
     ``drop`` leaves out result files; ``labels_override`` stores other labels than the ones
-    the table was computed on (a table that does not match its labels).
+    the table was computed on (a table that does not match its labels); ``model`` overrides
+    the tiny test network's hyper-parameters (e.g. :data:`PRESET_2D`).
     """
     import pandas as pd
     import pyarrow as pa
@@ -80,7 +94,7 @@ def write_results(
     img_path = write_test_image(inputs / "image.ome.zarr", image, "yx")
     write_labels(img_path, labels, name="cells")
     lab_path = img_path / "labels" / "cells"
-    ckpt = save_checkpoint(inputs / "model.ckpt")
+    ckpt = save_checkpoint(inputs / "model.ckpt", **(model or {}))
     out = root / "runs" / "img" / "preset"
     out.mkdir(parents=True)
     recon = gaussian_filter(image.astype(np.float32), 1.5)
@@ -130,3 +144,126 @@ def write_results(
         tifffile.imwrite(out / "samples.tif", stack)
     (out / "report.md").write_text("# report\n")
     return out
+
+
+class TickGaps:
+    """A Qt timer ticking every 5 ms while a ``with`` block runs the Qt event loop.
+
+    The longest time between two ticks is how long the event loop was blocked. It is kept
+    twice: in wall time (``longest_ms``), and in CPU time of the Qt thread
+    (``longest_cpu_ms``), the work done on the Qt thread between two ticks: on a shared,
+    busy machine the wall time also counts waiting for a core, which no code can avoid.
+    """
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.ticks: list[tuple[float, float]] = []
+
+    def _tick(self) -> None:
+        import time
+
+        self.ticks.append((time.perf_counter(), time.thread_time()))
+
+    def __enter__(self) -> TickGaps:
+        self.ticks = []
+        self._tick()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.stop()
+        self._tick()
+
+    @property
+    def longest_ms(self) -> float:
+        """The longest wall time between two ticks (start and end included), milliseconds."""
+        wall = np.array([t for t, _ in self.ticks])
+        return float(np.diff(wall).max() * 1e3) if len(wall) > 1 else 0.0
+
+    @property
+    def longest_cpu_ms(self) -> float:
+        """The most CPU time the Qt thread spent between two ticks, milliseconds."""
+        cpu = np.array([c for _, c in self.ticks])
+        return float(np.diff(cpu).max() * 1e3) if len(cpu) > 1 else 0.0
+
+
+def napari_insert_ms(viewer, repeats: int = 3) -> float:
+    """Qt-thread CPU milliseconds napari itself takes to add one 64² image layer (median).
+
+    Showing a result as a new layer costs at least this in one event-loop turn, whatever a
+    widget does; on a busy shared machine it approaches 100 ms by itself.
+    """
+    import gc
+    import time
+
+    costs = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.thread_time()
+        layer = viewer.add_image(np.zeros((64, 64), np.float32), name="insert baseline")
+        costs.append(time.thread_time() - start)
+        viewer.layers.remove(layer)
+    return float(np.median(costs) * 1e3)
+
+
+def napari_show_ms(viewer, shape: tuple[int, ...], repeats: int = 2) -> float:
+    """Qt-thread CPU milliseconds napari takes to add an image layer of ``shape`` and paint
+    it (the worst of ``repeats``; a colour map no widget uses, so its shader is new too).
+
+    The least one event-loop turn that shows a new result of that size can cost.
+    """
+    import gc
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    costs = []
+    for _ in range(repeats):
+        gc.collect()
+        QApplication.processEvents()
+        start = time.thread_time()
+        layer = viewer.add_image(
+            np.zeros(shape, np.float32), name="show baseline", colormap="cyan", blending="additive"
+        )
+        QApplication.processEvents()
+        costs.append(time.thread_time() - start)
+        viewer.layers.remove(layer)
+        QApplication.processEvents()
+    return float(np.max(costs) * 1e3)
+
+
+def canvas_pixel(viewer, world) -> tuple[int, int]:
+    """The canvas pixel ``(x, y)`` showing the 2D world point ``world`` ``(y, x)``."""
+    from cellvae.napari.navigate import camera_of
+
+    camera = camera_of(viewer)
+    native = viewer.window._qt_viewer.canvas.native
+    cy, cx = np.asarray(camera.center, float)[-2:]
+    y, x = np.asarray(world, float)[-2:]
+    return (
+        round((x - cx) * camera.zoom + native.width() / 2),
+        round((y - cy) * camera.zoom + native.height() / 2),
+    )
+
+
+def mouse(qtbot, viewer, press, release=None, shift: bool = False) -> None:
+    """A real left click at world ``press`` ``(y, x)``, or a drag from it to ``release``."""
+    from qtpy.QtCore import QPoint, Qt
+
+    native = viewer.window._qt_viewer.canvas.native
+    modifier = Qt.KeyboardModifier.ShiftModifier if shift else Qt.KeyboardModifier.NoModifier
+    a = QPoint(*canvas_pixel(viewer, press))
+    b = QPoint(*canvas_pixel(viewer, release if release is not None else press))
+    qtbot.mousePress(native, Qt.MouseButton.LeftButton, modifier, a)
+    if release is not None:
+        for t in np.linspace(0, 1, 6)[1:]:
+            qtbot.mouseMove(
+                native,
+                QPoint(round(a.x() + t * (b.x() - a.x())), round(a.y() + t * (b.y() - a.y()))),
+            )
+    qtbot.mouseRelease(native, Qt.MouseButton.LeftButton, modifier, b)
+    qtbot.wait(50)

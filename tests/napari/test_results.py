@@ -25,7 +25,7 @@ def test_results_folder_gives_original_recon_blur_map_and_labels_with_table(resu
     layers, problems = results_layers(results_dir)
     assert problems == []
     named = _by_name(layers)
-    assert list(named) == ["original", "reconstruction", "blur map", "cells", "prior samples"]
+    assert list(named) == ["original", "reconstruction", "blur map", "prior samples", "cells"]
     original = named["original"]
     assert original[1]["metadata"]["path"].endswith("inputs/image.ome.zarr")  # via provenance
     assert original[1]["scale"] == [VOXEL, VOXEL]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
+import pytest
 from matplotlib.path import Path
 
 from cellvae.napari.selection import (
@@ -81,11 +82,29 @@ def test_rows_of_picked_labels_and_their_mean_centre() -> None:
     assert centre_of(table, np.zeros(3, bool), "yx") is None
 
 
-def test_crop_is_centred_and_clamped_at_the_border() -> None:
+def test_crop_is_centred_and_mirrored_at_the_border() -> None:
     image = np.arange(100, dtype=float).reshape(10, 10)
     np.testing.assert_array_equal(crop_plane(image, (5, 5), 2), image[4:6, 4:6])
     corner = crop_plane(image, (0, 0), 4)
     assert corner.shape == (4, 4)
     np.testing.assert_array_equal(corner[2:, 2:], image[:2, :2])
+    padded = np.pad(image, 30, mode="reflect")  # numpy's mirror: -1 -> 1
+    for centre in [(0, 0), (9, 9), (0, 7), (8, 2)]:
+        for size in (4, 7, 25):  # 25: wider than the image, reflected more than once
+            start = [30 + c - size // 2 for c in centre]
+            expected = padded[start[0] : start[0] + size, start[1] : start[1] + size]
+            np.testing.assert_array_equal(crop_plane(image, centre, size), expected)
     volume = np.stack([image, image + 100])
     np.testing.assert_array_equal(crop_plane(volume, (1, 5, 5), 2), image[4:6, 4:6] + 100)
+
+
+def test_empty_density_bins_are_transparent() -> None:
+    pytest.importorskip("vispy")
+    from cellvae.napari._scatter import density_rgba
+
+    counts = np.array([[0, 1], [5, 0]])
+    rgba = density_rgba(counts)
+    np.testing.assert_array_equal(rgba[..., 3], [[0, 1], [1, 0]])
+    assert not np.allclose(rgba[0, 1, :3], rgba[1, 0, :3])  # denser bins look different
+    coloured = density_rgba(counts, np.array([[np.nan, 0.0], [1.0, np.nan]]), (0.0, 1.0))
+    np.testing.assert_array_equal(coloured[..., 3], [[0, 1], [1, 0]])

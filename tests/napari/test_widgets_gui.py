@@ -1,13 +1,12 @@
 """The plugin in a real viewer (Xvfb): each widget driven as a user would, with screenshots.
 
-Each test saves a screenshot of its widget in use and asserts it is not blank; with
-``CELLVAE_SCREENSHOTS=1`` they are written to ``docs/images/`` (shown in the README), else to
-the test's temporary folder, so a test run leaves the work tree clean.
+Each test saves a screenshot of its widget in use (in the test's temporary folder, so a test
+run leaves the work tree clean) and asserts it is not blank. The README's screenshots come
+from the real demo instead (``test_demo_screenshots.py``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,8 +15,6 @@ import pytest
 
 pytest.importorskip("napari", reason="needs the napari extra: pip install 'cellvae[napari]'")
 pytestmark = pytest.mark.gui
-
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 def _shot(viewer, qtbot) -> np.ndarray:
@@ -28,8 +25,8 @@ def _shot(viewer, qtbot) -> np.ndarray:
 
 @pytest.fixture
 def shots(tmp_path) -> Path:
-    """Where screenshots go: ``docs/images`` with ``CELLVAE_SCREENSHOTS=1``, else ``tmp_path``."""
-    return IMAGES if os.environ.get("CELLVAE_SCREENSHOTS") == "1" else tmp_path
+    """Where screenshots go: the test's temporary folder."""
+    return tmp_path
 
 
 def _save(array: np.ndarray, folder: Path, name: str) -> Path:
@@ -77,7 +74,7 @@ def _cells(viewer):
 
 def test_reader_gives_layers_on_one_physical_grid(loaded):
     names = [layer.name.split(" [")[0] for layer in loaded.layers]
-    assert names == ["original", "reconstruction", "blur map", "cells", "prior samples"]
+    assert names == ["original", "reconstruction", "blur map", "prior samples", "cells"]
     cells = _cells(loaded)
     assert list(cells.features["index"]) == np.unique(np.asarray(cells.data))[1:].tolist()
     blur = loaded.layers[2]
@@ -101,23 +98,15 @@ def test_latent_browser_selection_highlights_cells_both_ways(loaded, qtbot, shot
     assert sorted(np.unique(np.asarray(cells.data)[np.asarray(painted) == 1])) == sorted(expected)
     assert widget.gallery.count() > 0
     _save(_shot(loaded, qtbot), shots, "latent_browser.png")
-    # clicking a cell in the viewer selects its point, and only it (shift adds)
+    # picking a cell in the viewer selects its point, and only it (shift adds); the real
+    # mouse events are in test_browser_gui.py
     at = table.loc[table["index"] == 3, ["centroid_y", "centroid_x"]].to_numpy()[0]
-    click = SimpleNamespace(
-        position=tuple(cells.data_to_world(at)),
-        view_direction=None,
-        dims_displayed=[0, 1],
-        modifiers=[],
-    )
-    cells.mode = "pan_zoom"
-    widget._on_viewer_click(cells, click)
+    widget.pick_at(cells.data_to_world(at))
     assert np.flatnonzero(widget.mask).tolist() == np.flatnonzero(table["index"] == 3).tolist()
     assert set(np.unique(np.asarray(cells.data)[np.asarray(widget.highlight_layer.data) == 1])) == {
         3
     }
-    click.modifiers = ["Shift"]
-    click.position = tuple(cells.data_to_world(table.loc[0, ["centroid_y", "centroid_x"]]))
-    widget._on_viewer_click(cells, click)
+    widget.pick_at(cells.data_to_world(table.loc[0, ["centroid_y", "centroid_x"]]), add=True)
     assert widget.mask.sum() == 2 and widget.mask[0]
     # a box dragged on the plot canvas selects the points under it
     scatter = widget.scatter
@@ -163,6 +152,10 @@ def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot, shots):
     from cellvae.napari.navigate import camera_of
 
     np.testing.assert_allclose(camera_of(loaded).center[-2:], centre * 0.5)
+    from cellvae.napari.navigate import OUTLINE
+
+    box = loaded.layers[OUTLINE].data[0]  # the region's window, outlined on the image grid
+    np.testing.assert_allclose(box.max(0) - box.min(0), [bmap.window, bmap.window])
     assert widget.summary.text().startswith("share of the original's resolvable structure kept")
     # with a checkpoint: reconstruct what is in view, then map it
     assert widget.ckpt.text().endswith("model.ckpt")  # from the results' provenance
@@ -181,6 +174,11 @@ def test_blur_inspector_runs_to_completion_and_jumps(loaded, qtbot, shots):
     assert widget.report.map.shape == crop.shape
 
 
+def _done(widget, qtbot, name: str, timeout: int = 30_000) -> None:
+    """Wait for the explorer's background job to finish and layer ``name`` to be shown."""
+    qtbot.waitUntil(lambda: not widget.jobs.busy and name in widget.viewer.layers, timeout=timeout)
+
+
 def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path, shots):
     from cellvae.napari.explore import Explorer, codes_of
     from cellvae.napari.latent_browser import LatentBrowser
@@ -192,23 +190,23 @@ def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path,
     loaded.window.add_dock_widget(widget, name="Latent explorer", area="right")
     assert widget.ckpt.text().endswith("model.ckpt")
     widget.prototype()
+    _done(widget, qtbot, "prototype (z = 0)")
     assert loaded.layers["prototype (z = 0)"].data.shape == (16, 16)
     browser.pick([2, 5])
     widget.use_selection()
     assert (widget.cell_a.value(), widget.cell_b.value()) == (2, 5)
     widget.interpolate()
+    _done(widget, qtbot, "interpolation 2 -> 5")
     strip = loaded.layers["interpolation 2 -> 5"].data
     assert strip.shape == (18, 7 * 18)  # seven 16 px decodings in a row, 2 px gaps
     stack = np.stack([strip[:16, i * 18 : i * 18 + 16] for i in range(7)])
-    from cellvae.io.omezarr import open_image
-
-    stats = open_image(loaded.layers[0].metadata["path"]).stats  # decoded in raw units
-    model = Explorer.load(widget.ckpt.text(), 2, stats)
+    model = Explorer.load(widget.ckpt.text(), 2, loaded.layers[0].metadata["path"])
     a, b = codes_of(_cells(loaded).features, [2, 5])
     np.testing.assert_allclose(stack[0], model.interpolate(a, b, 2)[0], rtol=1e-5)
     np.testing.assert_allclose(stack[-1], model.interpolate(a, b, 2)[1], rtol=1e-5)
     widget.dim.setValue(1)
     widget.slider.setValue(50)
+    _done(widget, qtbot, "latent traversal")
     layer = loaded.layers["latent traversal"]
     assert layer.metadata["traversal"] == (1, 1.5)
     expected = model.traverse(np.zeros(model.latent_dim), 1, [1.5])[0]
@@ -220,6 +218,7 @@ def test_latent_explorer_prototype_interpolation_slider(loaded, qtbot, tmp_path,
     widget.ckpt.setText(str(save_checkpoint(tmp_path / "3d.ckpt", ndim=3)))
     before = len(loaded.layers)
     widget.prototype()
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=30_000)
     assert len(loaded.layers) == before
     assert "a 3D model; the image is 2D" in _last_notification()
 
