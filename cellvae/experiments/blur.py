@@ -143,6 +143,7 @@ def ground_truth(outdir: Path, fast: bool, seed: int) -> tuple[dict[str, float],
     meet the known answers at 30 photons and more."""
     from cellvae.experiments.blur_truth import validate
 
+    outdir.mkdir(parents=True, exist_ok=True)
     settings = TRUTH_SETTINGS[fast]
     rows = [
         row

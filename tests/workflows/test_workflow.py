@@ -177,7 +177,13 @@ def test_tiny_workflow_runs_end_to_end_with_report(cellvae_env, tiny_image, tiny
     for name in ("samples.tif", "report.md", "train"):
         assert (run / name).exists(), name
     figures = {p.name for p in (run / "report_figures").glob("*.png")}
-    assert figures == {"training.png", "blur.png", "cells.png", "samples.png"}
+    assert figures == {
+        "training.png",
+        "blur.png",
+        "blur_resolution.png",
+        "cells.png",
+        "samples.png",
+    }
     cells = pd.read_parquet(run / "cells.parquet")
     labels = np.unique(tifffile.imread(tiny_image[1]))
     assert set(cells["label"]) == set(labels[labels > 0])  # one row per labelled network

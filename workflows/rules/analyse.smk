@@ -38,12 +38,12 @@ rule blur:
     output:
         blurmap=directory(f"{RUN}/blurmap.ome.zarr"),
         summary=f"{RUN}/blur.json",
-    wildcard_constraints:
-        image="|".join(WITHOUT_TRUTH) or "(?!)",
     log:
         log_of("blur"),
     benchmark:
         bench_of("blur")
+    wildcard_constraints:
+        image="|".join(WITHOUT_TRUTH) or "(?!)",
     conda:
         "../envs/cellvae.yaml"
     threads: res("blur", "threads")

@@ -201,7 +201,9 @@ SYNTHETIC = [
 ]
 #: images scored against a noise-free truth (given as `truth:`, or the synthetic sample's)
 WITH_TRUTH = [
-    image for image, spec in config["images"].items() if "truth" in spec or image in SYNTHETIC
+    image
+    for image, spec in config["images"].items()
+    if "truth" in spec or image in SYNTHETIC
 ]
 WITHOUT_TRUTH = [image for image in IMAGES if image not in WITH_TRUTH]
 

@@ -8,14 +8,14 @@ rule ingest:
         f"{OUT}/logs/ingest/{{image}}.log",
     benchmark:
         f"{OUT}/benchmarks/ingest/{{image}}.tsv"
+    wildcard_constraints:
+        image="|".join(i for i in IMAGES if i not in SYNTHETIC) or "(?!)",
     conda:
         "../envs/cellvae.yaml"
     threads: res("ingest", "threads")
     resources:
         mem_mb=res("ingest", "mem_mb"),
         runtime=res("ingest", "runtime"),
-    wildcard_constraints:
-        image="|".join(i for i in IMAGES if i not in SYNTHETIC) or "(?!)",
     params:
         source=ingest_source,
         truth="",
