@@ -65,8 +65,8 @@ def check_inputs(verb: str, args: argparse.Namespace) -> None:
         for name, kind in INPUTS.get(verb, ())
         if getattr(args, name, None) is not None and not is_remote(getattr(args, name))
     ]
-    if verb == "embed" and getattr(args, "output", None):
-        from cellvae.io.tables import check_table_output
+    if verb == "embed" and str(getattr(args, "output", "")).lower().endswith(".h5ad"):
+        from cellvae.io.tables import check_table_output  # pandas: only when it is needed
 
         check_table_output(args.output)  # a missing extra is named before any input is read
     for value, kind in given:
