@@ -3,7 +3,8 @@
 Skipped unless ``CELLVAE_SCREENSHOTS`` names a results folder written by ``make demo``::
 
     make demo
-    CELLVAE_SCREENSHOTS=runs/demo/nuclei2d/2d_hier_dlogistic xvfb-run -a .venv/bin/pytest tests/napari/test_demo_screenshots.py
+    CELLVAE_SCREENSHOTS=runs/demo/nuclei2d/2d_hier_dlogistic \
+        xvfb-run -a .venv/bin/pytest tests/napari/test_demo_screenshots.py
 
 opens the folder as ``cellvae view runs/demo`` does, drives each widget as a user would and
 writes ``docs/images/{latent_browser,blur_inspector,latent_explorer}.png``.
@@ -26,7 +27,8 @@ pytestmark = [
     pytest.mark.gui,
     pytest.mark.skipif(
         not DEMO or not Path(DEMO).is_dir(),
-        reason="set CELLVAE_SCREENSHOTS to the nuclei run `make demo` wrote (runs/demo/nuclei2d/2d_hier_dlogistic)",
+        reason="set CELLVAE_SCREENSHOTS to the nuclei run `make demo` wrote "
+        "(runs/demo/nuclei2d/2d_hier_dlogistic)",
     ),
 ]
 
