@@ -267,15 +267,8 @@ def reconstruct_crop(ckpt, crop: np.ndarray, stats: dict | None = None) -> np.nd
     intensity mapping of the image's stored ``stats`` when given (else the crop's own
     percentiles). A model of another dimensionality or with several channels is refused.
     """
-    from cellvae.inference.field import margin_for, overlap_for, receptive_radius
-    from cellvae.inference.model import (
-        Reconstructor,
-        default_patch,
-        load_model,
-        quantizers_for,
-    )
-    from cellvae.inference.reconstruct import default_batch
-    from cellvae.inference.tiling import tile_reconstruct
+    from cellvae.inference.model import load_model
+    from cellvae.napari.view_reconstruction import reconstruct_array
 
     vae, hparams = load_model(ckpt)
     if vae.ndim != crop.ndim:
@@ -285,23 +278,4 @@ def reconstruct_crop(ckpt, crop: np.ndarray, stats: dict | None = None) -> np.nd
         )
     if vae.in_channels != 1:
         raise CellvaeError(f"{ckpt}: a {vae.in_channels}-channel model; the view has one")
-    patch = default_patch(vae, hparams)
-    source = np.asarray(crop, np.float32)
-    quantizers = quantizers_for(stats, 1, int(hparams.get("bits", 8)), lambda c: source)
-    radius = receptive_radius(vae, patch)
-    overlap = overlap_for(radius, patch)
-    out = np.zeros(source.shape, np.float32)
-    tile_reconstruct(
-        source,
-        [out],
-        Reconstructor(vae, quantizers),
-        "zyx"[-source.ndim :],
-        vae.ndim,
-        patch,
-        overlap,
-        block=source.shape,
-        batch_size=default_batch(tuple(patch)),
-        progress=False,
-        margin=margin_for(radius, overlap),
-    )
-    return out
+    return reconstruct_array(vae, hparams, np.asarray(crop, np.float32), stats)

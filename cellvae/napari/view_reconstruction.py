@@ -55,10 +55,8 @@ def reconstruct_region(job, ckpt, data, box, axes: str, stats) -> ViewResult:
     :class:`.workers.Job`, or None) reports progress over the tiles and stops between
     batches when cancelled.
     """
-    from cellvae.inference.field import margin_for, overlap_for, receptive_radius
-    from cellvae.inference.model import Reconstructor, default_patch, load_model, quantizers_for
-    from cellvae.inference.reconstruct import default_batch
-    from cellvae.inference.tiling import tile_reconstruct
+    from cellvae.inference.field import overlap_for, receptive_radius
+    from cellvae.inference.model import default_patch, load_model
     from cellvae.inference.windows import tile_starts
 
     vae, hparams = load_model(ckpt)
@@ -77,36 +75,24 @@ def reconstruct_region(job, ckpt, data, box, axes: str, stats) -> ViewResult:
     if job is not None:
         job.progress(0.05)
     source = np.asarray(data[region.read], np.float32)
-    quantizers = quantizers_for(stats, 1, int(hparams.get("bits", 8)), lambda c: source)
-    predict = Reconstructor(vae, quantizers)
     total = int(
         np.prod([len(tile_starts(n, t, o)) for n, t, o in zip(source.shape, patch, overlap)])
     )
     done = [0]
 
-    def counted(tiles: np.ndarray) -> list[np.ndarray]:
-        if job is not None:
-            job.check()
-        out = predict(tiles)
-        done[0] += len(tiles)
-        if job is not None:
-            job.progress(0.05 + 0.95 * min(1.0, done[0] / max(total, 1)))
-        return out
+    def counted(predict):
+        def run(tiles: np.ndarray) -> list[np.ndarray]:
+            if job is not None:
+                job.check()
+            out = predict(tiles)
+            done[0] += len(tiles)
+            if job is not None:
+                job.progress(0.05 + 0.95 * min(1.0, done[0] / max(total, 1)))
+            return out
 
-    out = np.zeros(source.shape, np.float32)
-    tile_reconstruct(
-        source,
-        [out],
-        counted,
-        "zyx"[-source.ndim :],
-        vae.ndim,
-        patch,
-        overlap,
-        block=source.shape,
-        batch_size=default_batch(tuple(patch)),
-        progress=False,
-        margin=margin_for(radius, overlap),
-    )
+        return run
+
+    out = reconstruct_array(vae, hparams, source, stats, wrap=counted)
     return ViewResult(region, source[region.inner], out[region.inner])
 
 
@@ -175,3 +161,35 @@ def _put(viewer, name: str, data: np.ndarray, grid: dict, **look):
         out.data, out.scale, out.translate = data, grid["scale"], grid["translate"]
         return out
     return add_beside(viewer, data, name=name, **grid, **look)
+
+
+def reconstruct_array(vae, hparams: dict, source: np.ndarray, stats: dict | None, wrap=None):
+    """Reconstruct the whole array ``source`` (raw units) with a loaded model, as ``cellvae
+    reconstruct`` would: overlapping tiles of the model's patch, blended with the overlap its
+    receptive field asks for, intensities mapped by the image's ``stats`` (else the array's
+    own percentiles). ``wrap(predict)`` may wrap the per-batch predictor (progress, cancel)."""
+    from cellvae.inference.field import margin_for, overlap_for, receptive_radius
+    from cellvae.inference.model import Reconstructor, default_patch, quantizers_for
+    from cellvae.inference.reconstruct import default_batch
+    from cellvae.inference.tiling import tile_reconstruct
+
+    patch = default_patch(vae, hparams)
+    radius = receptive_radius(vae, patch)
+    overlap = overlap_for(radius, patch)
+    quantizers = quantizers_for(stats, 1, int(hparams.get("bits", 8)), lambda c: source)
+    predict = Reconstructor(vae, quantizers)
+    out = np.zeros(source.shape, np.float32)
+    tile_reconstruct(
+        source,
+        [out],
+        wrap(predict) if wrap is not None else predict,
+        "zyx"[-source.ndim :],
+        vae.ndim,
+        patch,
+        overlap,
+        block=source.shape,
+        batch_size=default_batch(tuple(patch)),
+        progress=False,
+        margin=margin_for(radius, overlap),
+    )
+    return out
