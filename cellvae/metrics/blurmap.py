@@ -27,6 +27,24 @@ from cellvae.metrics.spectra import Window, batched_high_frequency_power
 _BLOCK_VALUES = 4_000_000
 
 
+def window_grid(shape: tuple[int, ...], window: int, stride: int | None, ndim: int | None):
+    """The checked geometry of a windowed map of an array of ``shape``: ``(ndim, stride,
+    lead_shape, sizes, grid, before, per_axis)`` -- analysed axes (default
+    ``min(len(shape), 3)``), step (default ``window // 2``), the leading and analysed sizes,
+    windows per analysed axis, the pixels a window reaches before its stride cell, and the
+    windows per axis read in one block (memory bounded by ``_BLOCK_VALUES``)."""
+    ndim = min(len(shape), 3) if ndim is None else ndim
+    check_range("ndim", ndim, low=2, high=min(len(shape), 3))
+    stride = window // 2 if stride is None else stride
+    check_range("window", window, low=4, high=min(shape[-ndim:]))
+    check_range("stride", stride, low=1, high=window)
+    lead_shape, sizes = shape[:-ndim], shape[-ndim:]
+    grid = tuple(-(-n // stride) for n in sizes)
+    before = (window - stride) // 2
+    per_axis = max(1, int((_BLOCK_VALUES / window**ndim) ** (1 / ndim)))
+    return ndim, stride, lead_shape, sizes, grid, before, per_axis
+
+
 @dataclass
 class BlurMap:
     """Windowed high-frequency power of an original and its reconstruction.
@@ -194,15 +212,9 @@ def blur_map(
     shape = tuple(int(s) for s in original.shape)
     if tuple(recon.shape) != shape:
         raise ValueError(f"shapes differ: {shape} and {tuple(recon.shape)}")
-    ndim = min(len(shape), 3) if ndim is None else ndim
-    check_range("ndim", ndim, low=2, high=min(len(shape), 3))
-    stride = window // 2 if stride is None else stride
-    check_range("window", window, low=4, high=min(shape[-ndim:]))
-    check_range("stride", stride, low=1, high=window)
-    lead_shape, sizes = shape[:-ndim], shape[-ndim:]
-    grid = tuple(-(-n // stride) for n in sizes)
-    before = (window - stride) // 2
-    per_axis = max(1, int((_BLOCK_VALUES / window**ndim) ** (1 / ndim)))
+    ndim, stride, lead_shape, sizes, grid, before, per_axis = window_grid(
+        shape, window, stride, ndim
+    )
     levels = foreground_levels(original)
     powers = np.full((4, *lead_shape, *grid), np.nan)
     for lead in np.ndindex(*lead_shape):

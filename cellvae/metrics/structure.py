@@ -33,7 +33,7 @@ from cellvae.errors import check_range
 from cellvae.metrics.blurmap import pick_windows
 from cellvae.metrics.frc import first_crossing
 from cellvae.metrics.noise import NoiseModel
-from cellvae.metrics.windows import WindowSpectra, window_spectra
+from cellvae.metrics.windows import WindowSpectra, window_origin, window_spectra
 
 #: a window has signal when its estimated signal power exceeds this many standard deviations
 #: of the sampling error of its noise power (a one-sided test; about 1 % false calls)
@@ -126,7 +126,7 @@ class StructureMap:
     @property
     def origin_px(self) -> float:
         """Image pixel index (pixel centres at integers) of the centre of map pixel 0."""
-        return (self.window - 1) / 2 - (self.window - self.stride) // 2
+        return window_origin(self.window, self.stride)
 
     def _pooled(self, power: np.ndarray | None, reference: np.ndarray | None, signal) -> float:
         if power is None or reference is None or not signal.any():

@@ -19,13 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cellvae.errors import check_range
-from cellvae.metrics.blurmap import _mirror, _read
+from cellvae.metrics.blurmap import _mirror, _read, window_grid
 from cellvae.metrics.noise import NoiseModel
 from cellvae.metrics.spectra import apodization, radial_frequency, rfft_weights
 
-#: upper bound on the values (windows x window voxels) transformed at once.
-_BLOCK_VALUES = 4_000_000
+
+def window_origin(window: int, stride: int) -> float:
+    """Image pixel index (pixel centres at integers) of the centre of window 0 of a map
+    whose windows of ``window`` px start ``(window - stride) // 2`` px before their cell."""
+    return (window - 1) / 2 - (window - stride) // 2
 
 
 @dataclass
@@ -61,7 +63,7 @@ class WindowSpectra:
     @property
     def origin_px(self) -> float:
         """Image pixel index (pixel centres at integers) of the centre of window 0."""
-        return (self.window - 1) / 2 - (self.window - self.stride) // 2
+        return window_origin(self.window, self.stride)
 
     @property
     def grid(self) -> tuple[int, ...]:
@@ -107,15 +109,9 @@ def window_spectra(
     for other, name in ((recon, "reconstruction"), (truth, "truth")):
         if other is not None and tuple(other.shape) != shape:
             raise ValueError(f"shapes differ: {shape} and {tuple(other.shape)} ({name})")
-    ndim = min(len(shape), 3) if ndim is None else ndim
-    check_range("ndim", ndim, low=2, high=min(len(shape), 3))
-    stride = window // 2 if stride is None else stride
-    check_range("window", window, low=4, high=min(shape[-ndim:]))
-    check_range("stride", stride, low=1, high=window)
-    lead_shape, sizes = shape[:-ndim], shape[-ndim:]
-    grid = tuple(-(-n // stride) for n in sizes)
-    before = (window - stride) // 2
-    per_axis = max(1, int((_BLOCK_VALUES / window**ndim) ** (1 / ndim)))
+    ndim, stride, lead_shape, sizes, grid, before, per_axis = window_grid(
+        shape, window, stride, ndim
+    )
     taper = apodization((window,) * ndim, "hann")
     t2 = taper**2
     rings, counts = _ring_matrix(window, ndim)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import zarr
 
-import cellvae.metrics.windows as windows_module
+import cellvae.metrics.blurmap as blurmap_module
 from cellvae.metrics.blurmap import blur_map
 from cellvae.metrics.noise import NoiseModel
 from cellvae.metrics.structure import structure_map
@@ -52,7 +52,8 @@ def test_blockwise_reading_gives_the_same_spectra(rng, monkeypatch):
     image = rng.normal(size=(2, 40, 36)) + 10
     recon = image * 0.5
     whole = window_spectra(image, recon, NoiseModel(1.0, 0.0), truth=image, window=8, ndim=2)
-    monkeypatch.setattr(windows_module, "_BLOCK_VALUES", 3 * 8**2)
+    # the block budget is blurmap's, shared by both windowed maps (blurmap.window_grid)
+    monkeypatch.setattr(blurmap_module, "_BLOCK_VALUES", 3 * 8**2)
     store = zarr.create_array(zarr.storage.MemoryStore(), data=image, chunks=(1, 10, 10))
     parts = window_spectra(store, recon, NoiseModel(1.0, 0.0), truth=image, window=8, ndim=2)
     for name in ("original", "recon", "truth", "noise"):
