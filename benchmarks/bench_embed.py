@@ -151,6 +151,15 @@ def embed(vae, x: torch.Tensor, batch: int = 64) -> tuple[torch.Tensor, torch.Te
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
+@torch.no_grad()
+def describe(vae, x: torch.Tensor, batch: int = 64) -> np.ndarray:
+    """The cell description ``cellvae embed`` writes, ``(N, D + K)``: the global posterior
+    mean, then the local latents' summary (``VAE.local_summary``)."""
+    mean = embed(vae, x, batch)[0]
+    local = torch.cat([vae.local_summary(x[i : i + batch]) for i in range(0, len(x), batch)])
+    return torch.cat([mean, local], 1).numpy()
+
+
 def handmade(crops: np.ndarray) -> np.ndarray:
     """15 log radial powers (equal bins from 0 to Nyquist, DC left out; fewer when the crop
     has fewer rings) + 5 intensity quantiles, per crop of ``(N, 1, *S)``."""
@@ -214,6 +223,23 @@ def train_supervised(
     return net.eval()
 
 
+#: VAE rows: the table's description (global code + local summary) and the global code alone
+VAE_ROWS = ("vae", "vae_g", "vae_finetuned", "vae_finetuned_g", "untrained")
+
+
+def untrained(recipe: Recipe, patch: tuple[int, ...], seed: int) -> torch.nn.Module:
+    """The preset's network at its seeded initialisation: a random-features baseline that
+    says how much of a probe's score training earned."""
+    torch.manual_seed(seed)
+    return build_model(ndim=len(patch), patch_size=patch, **recipe.model).eval()
+
+
+def description_size(recipe: Recipe, patch: tuple[int, ...]) -> int:
+    """Numbers per cell in the VAE's description (the PCA baseline gets as many)."""
+    vae = build_model(ndim=len(patch), patch_size=patch, **recipe.model)
+    return int(describe(vae, torch.zeros(1, 1, *patch)).shape[1])
+
+
 # --------------------------------------------------------------------------- scores
 def ridge_r2(codes: np.ndarray, targets: dict[str, np.ndarray]) -> dict[str, float]:
     """5-fold cross-validated R² of a ridge regression from ``codes`` to each target."""
@@ -252,11 +278,22 @@ def supervised_r2(
     return {f"r2_{k}": r2(pred[:, i], y[:, i]) for i, k in enumerate(targets)}
 
 
-def classification(train_codes, train_y, test_codes, test_y, photons) -> dict[str, float]:
-    """k-NN accuracy (overall, per photon level) and silhouette of the test codes."""
+def classification(
+    train_codes, train_y, test_codes, test_y, photons, standardise: bool = True
+) -> dict[str, float]:
+    """k-NN accuracy (overall, per photon level) and silhouette of the test codes.
+
+    ``standardise`` scales each feature to unit variance on the training cells first (as
+    ``cellvae embed`` does for the description its maps are made from), so no feature
+    dominates by its units; PCA codes are scored as they are (whitening them would give
+    their noisiest components as much weight as the first)."""
     from sklearn.metrics import silhouette_score
     from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.preprocessing import StandardScaler
 
+    if standardise:
+        scaler = StandardScaler().fit(train_codes)
+        train_codes, test_codes = scaler.transform(train_codes), scaler.transform(test_codes)
     hit = KNeighborsClassifier(5).fit(train_codes, train_y).predict(test_codes) == test_y
     out = {"knn": float(hit.mean())}
     out |= {f"knn_{p:g}": float(hit[photons == p].mean()) for p in np.unique(photons)}
@@ -347,13 +384,14 @@ def nuclei_task(ndim: int, neighbours: str = "masked") -> CellTask:
 def run_nuclei(args, recipe: Recipe) -> dict:
     task = nuclei_task(args.ndim, "kept" if args.keep_neighbours else "masked")
     flat = task.crops.numpy()
+    dims = description_size(recipe, task.patch)
     rows = {
-        "pca": ridge_r2(pca_codes(flat, dims=recipe.model["global_dim"])[0], task.targets),
+        "pca": ridge_r2(pca_codes(flat, dims=dims)[0], task.targets),
         "handmade": ridge_r2(handmade(flat), task.targets),
     }
     for name in ("pca", "handmade"):
         print(name, rows[name], flush=True)
-    results: dict[str, list] = {"vae": [], "vae_finetuned": [], "supervised": []}
+    results: dict[str, list] = {k: [] for k in (*VAE_ROWS, "supervised")}
     steps = args.steps or recipe.steps
 
     def draw(n, gen):
@@ -369,10 +407,14 @@ def run_nuclei(args, recipe: Recipe) -> dict:
             runs.append(("vae_finetuned", tuned))
         for name, model in runs:
             mean, logvar = embed(model, task.crops)
-            row = ridge_r2(mean.numpy(), task.targets) | {"seed": seed, "train_cpu_s": cpu}
-            row |= latent_usage(model, mean, logvar, task.test)
-            results[name].append(row)
-            print(name, row, flush=True)
+            usage = latent_usage(model, mean, logvar, task.test)
+            for suffix, codes in (("_g", mean.numpy()), ("", describe(model, task.crops))):
+                row = ridge_r2(codes, task.targets) | {"seed": seed, "train_cpu_s": cpu}
+                results[name + suffix].append(row | usage)
+                print(name + suffix, row, flush=True)
+        row = ridge_r2(describe(untrained(recipe, task.patch, seed), task.crops), task.targets)
+        results["untrained"].append(row | {"seed": seed})
+        print("untrained", row, flush=True)
         if not args.no_supervised:
             row = supervised_r2(task.crops, task.targets, seed, args.supervised_steps)
             row["seed"] = seed
@@ -394,14 +436,16 @@ def run_phenotypes(args, recipe: Recipe) -> dict:
     )
     labels = (train_pop.classes, test_pop.classes, test_pop.photons)
     flat_train, flat_test = x_train.numpy(), x_test.numpy()
-    dims = recipe.model["global_dim"]
+    dims = description_size(recipe, (size, size))
     rows = {
-        "pca": classification(*_pair(pca_codes(flat_train, flat_test, dims=dims), labels)),
+        "pca": classification(
+            *_pair(pca_codes(flat_train, flat_test, dims=dims), labels), standardise=False
+        ),
         "handmade": classification(*_pair([handmade(flat_train), handmade(flat_test)], labels)),
     }
     for name in ("pca", "handmade"):
         print(name, rows[name], flush=True)
-    results: dict[str, list] = {"vae": [], "vae_finetuned": [], "supervised": []}
+    results: dict[str, list] = {k: [] for k in (*VAE_ROWS, "supervised")}
     steps = args.steps or recipe.steps
 
     def draw(n, gen):
@@ -418,14 +462,24 @@ def run_phenotypes(args, recipe: Recipe) -> dict:
         for name, model in runs:
             train_mean = embed(model, x_train)[0]
             mean, logvar = embed(model, x_test)
-            row = classification(train_mean.numpy(), labels[0], mean.numpy(), *labels[1:])
-            row |= {"seed": seed, "train_cpu_s": cpu}
-            row |= latent_usage(model, mean, logvar, x_test[:256])
-            results[name].append(row)
-            print(name, row, flush=True)
+            usage = latent_usage(model, mean, logvar, x_test[:256])
+            pairs = (
+                ("_g", train_mean.numpy(), mean.numpy()),
+                ("", describe(model, x_train), describe(model, x_test)),
+            )
+            for suffix, fit_codes, test_codes in pairs:
+                row = classification(fit_codes, labels[0], test_codes, *labels[1:])
+                row |= {"seed": seed, "train_cpu_s": cpu}
+                results[name + suffix].append(row | usage)
+                print(name + suffix, row, flush=True)
+        init = untrained(recipe, (size, size), seed)
+        codes = describe(init, x_train), describe(init, x_test)
+        row = classification(codes[0], labels[0], codes[1], *labels[1:])
+        results["untrained"].append(row | {"seed": seed})
+        print("untrained", row, flush=True)
         if not args.no_supervised:
-            steps = 5 * args.supervised_steps // 2
-            net = train_supervised(x_train, torch.from_numpy(labels[0]), True, seed, steps)
+            sup_steps = 10 * args.supervised_steps
+            net = train_supervised(x_train, torch.from_numpy(labels[0]), True, seed, sup_steps)
             with torch.no_grad():
                 hit = net(x_test).argmax(1).numpy() == labels[1]
             row = {"knn": float(hit.mean()), "seed": seed}  # the classifier's own accuracy
@@ -479,7 +533,7 @@ def main() -> None:
         "--keep-neighbours", action="store_true", help="nuclei: crops as embed --keep-neighbours"
     )
     parser.add_argument(
-        "--supervised-steps", type=int, default=600, help="CNN updates per fold (x2.5 phenotypes)"
+        "--supervised-steps", type=int, default=600, help="CNN updates per fold (x10 phenotypes)"
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the results to this JSON file")

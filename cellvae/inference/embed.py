@@ -7,8 +7,12 @@ everything but the cell is masked (set to the crop's background level), so the c
 this cell and not its neighbours, unlabelled objects or its own mirror image at the border.
 The crop is quantized and encoded; the posterior mean and log-variance become columns
 ``z_mean_i`` / ``z_logvar_i``, and the column ``neighbours`` says whether neighbours were
-``masked`` or ``kept``.
-``pca_0/1`` (and ``umap_0/1`` when umap-learn is installed) give a 2D map for plotting. The
+``masked`` or ``kept``. A hierarchical model also gives ``local_k``: the per-channel spatial
+mean and standard deviation of each spatial latent group's posterior mean over the crop
+(``VAE.local_summary``), the local latents' account of the cell's texture, extent and
+brightness. The cell's description is both (:func:`cell_features`): the global code alone
+leaves most of what the local latents carry out (docs/experiments.md, "The cell embedding").
+``pca_0/1`` (and ``umap_0/1`` when umap-learn is installed) map that description to 2D. The
 ``index`` column holds the label id, which is how napari matches ``features`` rows to labels.
 """
 
@@ -142,8 +146,9 @@ def cell_embeddings(
             f"labels: shape {tuple(labels.shape)} differs from the image's {tuple(image.shape[1:])}"
         )
     table = measure_cells(labels, names, source)
-    means, logvars = [], []
+    means, logvars, locals_ = [], [], []
     device = device_of(vae)
+    summary = getattr(vae, "local_summary", None)
     for start in tqdm(
         range(0, len(table), batch_size), desc="embed", unit="batch", disable=not progress
     ):
@@ -153,13 +158,31 @@ def cell_embeddings(
         mean, logvar = vae.embed(x)
         means.append(mean.float().cpu().numpy())
         logvars.append(logvar.float().cpu().numpy())
+        if summary is not None:
+            locals_.append(summary(x).float().cpu().numpy())
     mean, logvar = np.concatenate(means), np.concatenate(logvars)
     table.insert(0, "index", table["label"])
     table["neighbours"] = neighbours
     latent = {f"z_mean_{i}": mean[:, i] for i in range(mean.shape[1])}
     latent |= {f"z_logvar_{i}": logvar[:, i] for i in range(logvar.shape[1])}
+    local = np.concatenate(locals_) if locals_ else np.zeros((len(mean), 0))
+    latent |= {f"local_{k}": local[:, k] for k in range(local.shape[1])}
     table = pd.concat([table, pd.DataFrame(latent, index=table.index)], axis=1)
-    return add_projections(table, mean)
+    return add_projections(table, cell_features(table))
+
+
+def cell_features(table: pd.DataFrame) -> np.ndarray:
+    """A cell's description for maps, neighbours and probes, ``(N, D + K)``: the global code
+    ``z_mean_*`` then the local summary ``local_*`` (when the table has it), each column
+    standardised over the cells so neither part dominates by its units."""
+    from cellvae.io.tables import numbered_columns
+
+    columns = numbered_columns(table, "z_mean_") + numbered_columns(table, "local_")
+    if not columns:
+        raise CellvaeError("cell table: no z_mean_* columns (not a cellvae embed table)")
+    codes = table[columns].to_numpy(np.float64)
+    spread = codes.std(0)
+    return (codes - codes.mean(0)) / np.where(spread > 0, spread, 1.0)
 
 
 def add_projections(table: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
@@ -365,10 +388,8 @@ def embed_file(
         tables.append(part)
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     if len(tables) > 1:
-        codes = table[[c for c in table if c.startswith("z_mean_")]].to_numpy()
-        table = add_projections(
-            table.drop(columns=[c for c in table if c[:5] in ("pca_", "umap_")]), codes
-        )
+        table = table.drop(columns=[c for c in table if c[:5] in ("pca_", "umap_")])
+        table = add_projections(table, cell_features(table))
     voxel = float(np.prod([image.voxel_size.get(a, 1.0) for a in names]))
     table.insert(
         table.columns.get_loc("size_voxels") + 1, "size_physical", table["size_voxels"] * voxel

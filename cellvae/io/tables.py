@@ -2,14 +2,16 @@
 
 ``cellvae embed`` makes one row per cell: ``index`` (= the label id, how napari matches
 features to labels), ``label``, optional ``t``, size, centroid, bounding box, the posterior
-``z_mean_i``/``z_logvar_i`` and the 2D maps ``pca_0/1`` (``umap_0/1``). As AnnData
-(``-o cells.h5ad``, the ``anndata`` extra) the same table is::
+``z_mean_i``/``z_logvar_i``, the local latents' summary ``local_k`` and the 2D maps
+``pca_0/1`` (``umap_0/1``). As AnnData (``-o cells.h5ad``, the ``anndata`` extra) the same
+table is::
 
     X                 latent means, (cells, D) float32; var_names "z_0" .. "z_{D-1}"
     obs               the per-cell columns (label, t, size, centroid, bbox, ...)
     obs_names         the label id ("t<T>_<label>" for time-lapses)
     obsm["X_pca"]     pca_0/1;  obsm["X_umap"] umap_0/1 when present
     obsm["z_logvar"]  the posterior log-variances, (cells, D)
+    obsm["local"]     the local latents' summary local_0 .. local_{K-1}, when present
     uns["cellvae"]    {"provenance": ...} (:mod:`cellvae.io.provenance`)
 
 :func:`read_cell_table` reads either back into the Parquet layout.
@@ -27,6 +29,7 @@ from cellvae.errors import CellvaeError
 
 H5AD = ".h5ad"
 _LATENT = ("z_mean_", "z_logvar_")
+_LOCAL = "local_"
 _MAPS = {"pca": "X_pca", "umap": "X_umap"}
 
 
@@ -47,7 +50,7 @@ def check_table_output(path: str | os.PathLike) -> None:
         ) from None
 
 
-def _columns(table: pd.DataFrame, prefix: str) -> list[str]:
+def numbered_columns(table: pd.DataFrame, prefix: str) -> list[str]:
     """``prefix0, prefix1, ...`` columns of ``table`` in numeric order."""
     found = [c for c in table if c.startswith(prefix) and c[len(prefix) :].isdigit()]
     return sorted(found, key=lambda c: int(c[len(prefix) :]))
@@ -57,11 +60,13 @@ def to_anndata(table: pd.DataFrame, provenance: dict | None = None):
     """An :class:`anndata.AnnData` of an embed table (layout in the module docstring)."""
     import anndata
 
-    means, logvars = _columns(table, _LATENT[0]), _columns(table, _LATENT[1])
+    means, logvars = numbered_columns(table, _LATENT[0]), numbered_columns(table, _LATENT[1])
     if not means:
         raise CellvaeError("cell table: no z_mean_* columns to store as X")
-    maps = {key: _columns(table, f"{name}_") for name, key in _MAPS.items()}
-    used = set(means) | set(logvars) | {c for cols in maps.values() for c in cols} | {"index"}
+    maps = {key: numbered_columns(table, f"{name}_") for name, key in _MAPS.items()}
+    local = numbered_columns(table, _LOCAL)
+    used = set(means) | set(logvars) | set(local) | {"index"}
+    used |= {c for cols in maps.values() for c in cols}
     obs = table[[c for c in table if c not in used]].copy()
     labels = table["label"].astype(np.int64).astype(str)
     obs.index = ("t" + table["t"].astype(str) + "_" + labels) if "t" in table else labels
@@ -76,6 +81,8 @@ def to_anndata(table: pd.DataFrame, provenance: dict | None = None):
             adata.obsm[key] = table[cols].to_numpy(np.float64)
     if logvars:
         adata.obsm["z_logvar"] = table[logvars].to_numpy(np.float32)
+    if local:
+        adata.obsm["local"] = table[local].to_numpy(np.float32)
     adata.uns["cellvae"] = {"provenance": provenance} if provenance else {}
     return adata
 
@@ -115,6 +122,9 @@ def from_anndata(adata) -> pd.DataFrame:
     if "z_logvar" in adata.obsm:
         lv = np.asarray(adata.obsm["z_logvar"])
         parts.append(pd.DataFrame(lv, columns=[f"z_logvar_{i}" for i in range(lv.shape[1])]))
+    if "local" in adata.obsm:
+        lc = np.asarray(adata.obsm["local"])
+        parts.append(pd.DataFrame(lc, columns=[f"{_LOCAL}{k}" for k in range(lc.shape[1])]))
     for name, key in _MAPS.items():
         if key in adata.obsm:
             m = np.asarray(adata.obsm[key])[:, :2]

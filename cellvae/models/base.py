@@ -112,6 +112,13 @@ class VAE(nn.Module):
         """Posterior ``(mean, logvar)`` of the top (most global) group, each ``(B, D)``."""
         raise NotImplementedError
 
+    def local_summary(self, x: Tensor) -> Tensor:
+        """Per-channel spatial mean and standard deviation of each spatial latent group's
+        posterior mean, ``(B, K)``: what the local latents say about the whole crop (texture,
+        extent, brightness), the second half of a cell's description beside :meth:`embed`.
+        ``K`` is 0 for a model without spatial groups."""
+        return x.new_zeros(x.shape[0], 0)
+
     def decode_embedding(self, mean: Tensor, patch_shape: tuple[int, ...]) -> Tensor:
         """Parameters decoded from a top-group code ``(B, D)``; lower groups at prior mean."""
         raise NotImplementedError

@@ -448,6 +448,19 @@ class HierarchicalVAE(VAE):
         post = self.stages[-1](h, top, use_mean=True)[3]
         return post.mean.flatten(1), post.logvar.flatten(1)
 
+    def local_summary(self, x: Tensor) -> Tensor:
+        """``(B, 2·Σ channels)``: for each spatial group (decoding order, the top group too
+        when there is no global latent) its posterior means' per-channel spatial mean, then
+        their standard deviation, every group and the decoder taken at posterior means."""
+        feats = self.encode(x)
+        posts = self.top_down(feats, x.shape[0], tuple(x.shape[2:]), use_mean=True)[3]
+        spatial = posts[1:] if self.global_dim else posts
+        parts = []
+        for post in spatial:
+            mean = post.mean.flatten(2).float()
+            parts += [mean.mean(2), mean.std(2, correction=0)]
+        return torch.cat(parts, 1) if parts else x.new_zeros(x.shape[0], 0)
+
     def decode_embedding(self, mean: Tensor, patch_shape: tuple[int, ...]) -> Tensor:
         top = self._top_spatial(patch_shape)
         if self.global_dim:

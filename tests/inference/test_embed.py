@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from cellvae.errors import CellvaeError
 from cellvae.inference.crops import crop_centered
@@ -92,3 +93,45 @@ def test_labels_of_another_shape_and_empty_labels_are_refused(tmp_path, monkeypa
     with pytest.raises(CellvaeError, match="empty"):
         embed_file("x.ckpt", src, empty, out, progress=False)
     assert not out.exists()
+
+
+class _LocalVAE(IdentityVAE):
+    """Stand-in whose global code is the same for every cell and whose local summary is the
+    crop's brightest value and its share of non-background voxels."""
+
+    def embed(self, x):
+        mean = torch.zeros(x.shape[0], 2)
+        return mean, mean
+
+    def local_summary(self, x):
+        flat = x.flatten(1)
+        return torch.stack([flat.max(1).values, (flat > -0.99).float().mean(1)], 1)
+
+
+def test_local_summary_columns_join_the_description_the_maps_are_made_from(tmp_path, monkeypatch):
+    from cellvae.inference.embed import cell_features
+
+    labels, image = three_cells()
+    src = write_test_image(tmp_path / "img.zarr", image, "yx")
+    lab = write_test_image(tmp_path / "lab.zarr", labels, "yx")
+    stand_in(monkeypatch, _LocalVAE(patch=(8, 8)))
+    out = tmp_path / "cells.parquet"
+    embed_file("x.ckpt", src, lab, out, batch_size=2, progress=False)
+    table = pd.read_parquet(out)
+    # x = 2v/255 - 1: cells 1, 2, 7 have v = 255, 200, 100; 16, 18 and 8 voxels in 8×8 crops
+    np.testing.assert_allclose(table["local_0"], [1.0, 2 * 200 / 255 - 1, 2 * 100 / 255 - 1])
+    np.testing.assert_allclose(table["local_1"], [16 / 64, 18 / 64, 8 / 64])
+    # the global codes are all equal: only the local summary can spread the cells on the map
+    assert table["pca_0"].abs().max() > 0.5
+    features = cell_features(table)
+    assert features.shape == (3, 4)
+    np.testing.assert_allclose(features[:, 2:].mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(features[:, 2:].std(0), 1)
+    np.testing.assert_allclose(features[:, :2], 0)
+
+
+def test_cell_features_refuses_a_table_without_codes():
+    from cellvae.inference.embed import cell_features
+
+    with pytest.raises(CellvaeError, match="z_mean"):
+        cell_features(pd.DataFrame({"label": [1, 2]}))

@@ -13,7 +13,7 @@ from cellvae.io.tables import read_cell_table, to_anndata, write_cell_table
 anndata = pytest.importorskip("anndata")
 
 
-def _table(n: int = 6, dims: int = 3, with_t: bool = False) -> pd.DataFrame:
+def _table(n: int = 6, dims: int = 3, with_t: bool = False, local: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"index": np.arange(1, n + 1), "label": np.arange(1, n + 1)})
     if with_t:
@@ -25,6 +25,8 @@ def _table(n: int = 6, dims: int = 3, with_t: bool = False) -> pd.DataFrame:
         table[f"z_mean_{i}"] = rng.normal(size=n)
     for i in range(dims):
         table[f"z_logvar_{i}"] = rng.normal(size=n)
+    for k in range(local):
+        table[f"local_{k}"] = rng.normal(size=n)
     table["pca_0"], table["pca_1"] = rng.normal(size=n), rng.normal(size=n)
     return table
 
@@ -53,8 +55,15 @@ def test_time_lapse_cells_have_unique_names():
     assert list(adata.obs_names[:2]) == ["t0_1", "t1_2"] and adata.obs_names.is_unique
 
 
+def test_local_summary_is_stored_in_obsm_not_obs():
+    table = _table(local=4)
+    adata = to_anndata(table)
+    np.testing.assert_allclose(adata.obsm["local"], table[[f"local_{k}" for k in range(4)]])
+    assert not any(c.startswith("local_") for c in adata.obs.columns)
+
+
 def test_h5ad_round_trip_keeps_the_table_and_provenance(tmp_path):
-    table = _table(with_t=True)
+    table = _table(with_t=True, local=12)
     table["umap_0"], table["umap_1"] = table["pca_1"], table["pca_0"]
     path = tmp_path / "cells.h5ad"
     record = make_provenance("embed", {"input": "https://host/img.ome.zarr"}, ["cellvae", "x"])
