@@ -155,3 +155,22 @@ def test_classes_that_do_not_fit_leave_neither_table_nor_model(tmp_path, files, 
     )
     assert "labels 50" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["base.ckpt", "c.csv"]
+
+
+def test_the_finetuned_model_finds_the_training_image_of_its_base(tmp_path, rng):
+    """Decodings take the training image's units; a path recorded relative to the base's
+    folders is made absolute in the copy, which lives elsewhere."""
+    from cellvae.inference.units import training_data
+
+    labels, image = two_cells(rng)
+    (tmp_path / "train" / "data").mkdir(parents=True)
+    img = write_test_image(tmp_path / "train" / "data" / "img.zarr", image, "yx")
+    lab = write_test_image(tmp_path / "lab.zarr", labels, "yx")
+    base = save_checkpoint(tmp_path / "train" / "base.ckpt", **TINY_HIER)
+    saved = torch.load(base, weights_only=True)
+    saved["datamodule_hyper_parameters"] = {"paths": ["data/img.zarr"], "channels": [0]}
+    torch.save(saved, base)
+    (tmp_path / "out").mkdir()
+    embed_file(base, img, lab, tmp_path / "out" / "cells.parquet", progress=False, finetune_steps=2)
+    found, data = training_data(tmp_path / "out" / "cells.finetuned.ckpt")
+    assert found == img and data["channels"] == [0]
