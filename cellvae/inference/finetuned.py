@@ -126,3 +126,17 @@ def read_finetuned_from(ckpt: str | os.PathLike) -> dict | None:
     """The ``finetuned_from`` record of a checkpoint ``embed --finetune`` saved, else None."""
     record = _read_base(ckpt).get(FINETUNED_FROM)
     return dict(record) if isinstance(record, dict) else None
+
+
+def check_decoding_model(table: str | os.PathLike, ckpt: str | os.PathLike) -> None:
+    """Refuse (one line) decoding the codes of a fine-tuned table with the checkpoint it was
+    fine-tuned from: they are the fine-tuned model's, which its provenance names."""
+    from cellvae.io.provenance import read_provenance
+
+    inputs = (read_provenance(table) or {}).get("inputs") or {}
+    base = inputs.get(FINETUNED_FROM)
+    if base and os.path.abspath(ckpt) == os.path.abspath(base):
+        raise CellvaeError(
+            f"{table}: its codes come from {inputs.get('ckpt')} (embed --finetune, from "
+            f"{ckpt}); decode them with --ckpt {inputs.get('ckpt')}"
+        )

@@ -174,3 +174,17 @@ def test_the_finetuned_model_finds_the_training_image_of_its_base(tmp_path, rng)
     embed_file(base, img, lab, tmp_path / "out" / "cells.parquet", progress=False, finetune_steps=2)
     found, data = training_data(tmp_path / "out" / "cells.finetuned.ckpt")
     assert found == img and data["channels"] == [0]
+
+
+def test_sample_refuses_to_decode_a_finetuned_table_with_its_base(tmp_path, files, capsys):
+    base = files[0]
+    out, model = tmp_path / "cells.parquet", tmp_path / "cells.finetuned.ckpt"
+    assert _embed(files, out, "--finetune", "2") == 0
+    capsys.readouterr()
+    interpolate = ["--interpolate", "3", "9", "--embeddings", str(out), "--steps", "3"]
+    refused = tmp_path / "base.tif"
+    assert main(["sample", "--ckpt", str(base), *interpolate, "-o", str(refused)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"decode them with --ckpt {model}" in err
+    assert not refused.exists()
+    assert main(["sample", "--ckpt", str(model), *interpolate, "-o", str(tmp_path / "ok.tif")]) == 0
