@@ -188,3 +188,24 @@ def test_sample_refuses_to_decode_a_finetuned_table_with_its_base(tmp_path, file
     assert len(err.splitlines()) == 1 and f"decode them with --ckpt {model}" in err
     assert not refused.exists()
     assert main(["sample", "--ckpt", str(model), *interpolate, "-o", str(tmp_path / "ok.tif")]) == 0
+
+
+def test_the_report_says_which_model_made_the_codes(tmp_path, files):
+    import pandas as pd
+
+    from cellvae.io.provenance import make_provenance, recording, write_parquet
+    from cellvae.report import write_run_report
+
+    assert _embed(files, tmp_path / "cells.parquet", "--finetune", "5") == 0
+    text = write_run_report(tmp_path).read_text()
+    assert (
+        "Codes of the model fine-tuned 5 updates on these cells (`cells.finetuned.ckpt`, from "
+        "`base.ckpt`); decode them with it." in text
+    )
+    assert "checkpoints" not in text  # one lineage, not "2 checkpoints"
+    old = tmp_path / "old"
+    old.mkdir()
+    table = pd.read_parquet(tmp_path / "cells.parquet")
+    with recording(make_provenance("embed", {"input": "i.zarr", "ckpt": str(files[0])})):
+        write_parquet(table, old / "cells.parquet")  # as cellvae wrote it before saving models
+    assert "and not saved (a table of an older cellvae)" in write_run_report(old).read_text()
