@@ -6,7 +6,8 @@ whatever its file name, or else by the name the workflow gives it (``recon.ome.z
 ``report.md``).
 When a folder holds several outputs of one kind, the newest (last modified) is the one
 shown and quoted, and the others are listed, so a rerun never mixes silently with an old
-output. A folder whose outputs name different checkpoints says so.
+output. A folder whose outputs name different checkpoints says so (a cells table embedded
+with a model fine-tuned from the folder's checkpoint does not count as another one).
 
 A results folder is a folder holding at least one output; a parent folder is searched for
 results folders in its ``<image>/<preset>/`` subfolders (the workflow's layout), else in its
@@ -84,8 +85,17 @@ class Found:
         return "/".join(parts[-2:]) if len(parts) > 2 else self.folder.resolve().name
 
     def checkpoints(self) -> list[str]:
-        """The distinct checkpoints named by the outputs that are shown (usually one)."""
-        named = [self.inputs(k.key).get("ckpt") for k in KINDS if self.get(k.key)]
+        """The distinct checkpoints named by the outputs that are shown (usually one).
+
+        A table embedded by a model fine-tuned on its cells (``embed --finetune``: its
+        provenance names that model as ``ckpt`` and the checkpoint given as
+        ``finetuned_from``) counts as the checkpoint it was fine-tuned from.
+        """
+        named = []
+        for kind in KINDS:
+            if self.get(kind.key):
+                inputs = self.inputs(kind.key)
+                named.append(inputs.get("finetuned_from") or inputs.get("ckpt"))
         return sorted({os.path.abspath(c) for c in named if c})
 
     def listing(self, choices_only: bool = False) -> list[str]:

@@ -408,6 +408,9 @@ def _cells(run_dir: Path, figdir: Path, table_path: Path | None) -> Section:
         f"(`{_shown(table_path, run_dir)}`; open it with pandas or as the features of a napari "
         "labels layer)."
     )
+    tuned = _finetuned_line(table_path, cells, run_dir)
+    if tuned:
+        section.lines.append(tuned)
     if latent and len(cells) > 1:
         active = int((cells[latent].var() > ACTIVE_UNIT_VARIANCE).sum())
         section.lines.append(
@@ -438,6 +441,28 @@ def _cells(run_dir: Path, figdir: Path, table_path: Path | None) -> Section:
         ax.set_ylabel("PC 2")
         section.lines += ["", f"![embedding]({figdir.name}/{_save(fig, figdir / 'cells.png')})"]
     return section
+
+
+def _finetuned_line(table_path: Path, cells, run_dir: Path) -> str | None:
+    """Which model made the codes of a table embedded with ``embed --finetune``, else None."""
+    from cellvae.io.provenance import read_provenance
+
+    steps = int(cells["finetune_steps"].max()) if "finetune_steps" in cells and len(cells) else 0
+    if steps <= 0:
+        return None
+    inputs = (read_provenance(table_path) or {}).get("inputs") or {}
+    model, base = inputs.get("ckpt"), inputs.get("finetuned_from")
+    if not model or not base:
+        return (
+            f"The model was fine-tuned {steps} updates on these cells before embedding, and "
+            "not saved (a table of an older cellvae): the training checkpoint decodes its "
+            "codes only approximately; embed again to save the fine-tuned model."
+        )
+    return (
+        f"Codes of the model fine-tuned {steps} updates on these cells "
+        f"(`{_shown(Path(model), run_dir)}`, from `{_shown(Path(base), run_dir)}`); "
+        "decode them with it."
+    )
 
 
 def _informative_cells(cells, latent: list[str]) -> tuple[int, str] | None:

@@ -79,6 +79,23 @@ def test_outputs_of_different_checkpoints_are_named(tmp_path):
     ]
 
 
+def test_a_table_of_a_model_finetuned_from_the_checkpoint_is_not_another_checkpoint(tmp_path):
+    inputs = {"input": "i.zarr", "ckpt": "cells.finetuned.ckpt", "finetuned_from": "a.ckpt"}
+    with recording(make_provenance("embed", inputs)):
+        write_parquet(_table(4, [1.0]), tmp_path / "cells.parquet")
+    with recording(make_provenance("sample", {"ckpt": "a.ckpt"})):
+        import tifffile
+
+        from cellvae.io.provenance import tiff_metadata
+
+        tifffile.imwrite(
+            tmp_path / "samples.tif", np.zeros((2, 8, 8), np.float32), metadata=tiff_metadata()
+        )
+    (found,) = find_results(tmp_path)
+    assert found.checkpoints() == [os.path.abspath("a.ckpt")]
+    assert found.listing(choices_only=True) == []
+
+
 def test_a_folder_of_several_results_is_listed_not_mixed(tmp_path, capsys):
     for image in ("nuclei", "tubules"):
         run = tmp_path / image / "preset"

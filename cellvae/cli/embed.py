@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="STEPS",
         help="first fine-tune the model on the cells' centred crops for STEPS updates "
-        "(e.g. 300; the table's finetune_steps column records it)",
+        "(e.g. 600; the table's finetune_steps column records it); the fine-tuned model is "
+        "saved beside the table as <stem>.finetuned.ckpt and is the table's checkpoint",
     )
     parser.add_argument(
         "--classes",
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from cellvae.errors import CellvaeError
     from cellvae.inference.classes import add_classes_to_table, read_classes
     from cellvae.inference.embed import embed_file
-    from cellvae.io.atomic import claim_outputs
+    from cellvae.inference.finetuned import finetuned_path
+    from cellvae.io.atomic import claim_outputs, remove_path
 
     classes = read_classes(args.classes) if args.classes else None
     if classes is not None and str(args.output).lower().endswith(".h5ad"):
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         if not t.isdigit():
             raise CellvaeError(f"--t: {t!r} must be a time point (0, 1, ...) or 'all'")
         t = int(t)
-    with claim_outputs([args.output], args.overwrite):
+    model = finetuned_path(args.output) if args.finetune > 0 else None
+    with claim_outputs([args.output, *([model] if model else [])], args.overwrite):
         table = embed_file(
             args.ckpt,
             args.input,
@@ -94,7 +97,14 @@ def run(args: argparse.Namespace) -> int:
             finetune_steps=args.finetune,
         )
         if classes is not None:
-            named = add_classes_to_table(args.output, classes, args.classes)
+            try:
+                named = add_classes_to_table(args.output, classes, args.classes)
+            except CellvaeError:
+                if model is not None:
+                    remove_path(model)  # its table was refused and removed
+                raise
             print(f"classes of {named} cells from {args.classes}")
     print(f"wrote {args.output} ({len(table)} cells)")
+    if model is not None:
+        print(f"wrote {model} (the model fine-tuned on the cells, {args.finetune} updates)")
     return 0

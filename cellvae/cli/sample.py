@@ -55,9 +55,12 @@ def _sample(args: argparse.Namespace) -> int:
 
     from cellvae.errors import CellvaeError
     from cellvae.inference import generate
+    from cellvae.inference.finetuned import check_decoding_model
     from cellvae.inference.model import default_patch, load_model
     from cellvae.inference.units import data_units
 
+    if args.interpolate and args.embeddings:
+        check_decoding_model(args.embeddings, args.ckpt)
     vae, hparams = load_model(args.ckpt)
     patch = default_patch(vae, hparams)
     units = data_units(args.ckpt, hparams, vae.in_channels, vae.ndim, args.image)

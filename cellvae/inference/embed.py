@@ -204,31 +204,6 @@ def add_projections(table: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
     return table
 
 
-#: at most this many cells' crops are used to fine-tune (a seeded sample of them)
-FINETUNE_CELLS = 4096
-
-
-def finetune_on_cells(
-    vae: torch.nn.Module,
-    crops: np.ndarray,
-    quantizers: Sequence[Quantizer],
-    steps: int,
-    seed: int = 0,
-) -> torch.nn.Module:
-    """Fine-tune ``vae`` for ``steps`` updates on cell crops ``(N, C, *patch)`` (raw units).
-
-    The crops are the ones embedding reads (centred, masked as asked), at most
-    :data:`FINETUNE_CELLS` of them (seeded sample); see :mod:`cellvae.training.finetune`.
-    """
-    from cellvae.training.finetune import finetune
-
-    if len(crops) > FINETUNE_CELLS:
-        keep = np.random.default_rng(seed).choice(len(crops), FINETUNE_CELLS, replace=False)
-        crops = crops[np.sort(keep)]
-    x = torch.from_numpy(to_input(crops.astype(np.float32), quantizers))
-    return finetune(vae, x, steps, seed=seed)
-
-
 def _frames(image, t: int | str | None, source: str) -> list[int | None]:
     """Time points to embed: ``[None]`` without a time axis, else the chosen ones."""
     n = image.shape[image.axes.index("t")] if "t" in image.axes else 1
@@ -311,20 +286,25 @@ def embed_file(
     are applied to every time point of ``"all"`` only with ``labels_static`` (cells that
     move would otherwise be embedded at the wrong places without a word), with a warning.
     ``neighbours`` masks (default) or keeps the other cells in each crop. ``finetune_steps``
-    > 0 first fine-tunes the model on the cells' crops (:func:`finetune_on_cells`); the
-    ``finetune_steps`` column records it.
+    > 0 first fine-tunes the model on the cells' crops; the ``finetune_steps`` column records
+    it, the fine-tuned model is saved beside the table as ``<stem>.finetuned.ckpt``
+    (:mod:`cellvae.inference.finetuned`), written and replaced together with it, and the
+    table's provenance names it as its ``ckpt`` (the checkpoint given as ``finetuned_from``).
     ``label_axes`` names the axes of a label TIFF without metadata.
     Refuses (one line, nothing written) a 2D model on a volume, labels of another shape,
-    labels that are not whole numbers >= 0, empty labels and an existing output without
-    ``overwrite``.
+    labels that are not whole numbers >= 0, empty labels and an existing output (table or
+    fine-tuned model) without ``overwrite``.
     """
+    from cellvae.inference.finetuned import FINETUNE_CELLS, finetune_on_cells, finetuned_path
     from cellvae.inference.layout import ChannelView, Layout
     from cellvae.inference.model import default_patch, load_model, quantizers_for
-    from cellvae.io.atomic import atomic_output, check_output
+    from cellvae.io.atomic import check_output
     from cellvae.io.omezarr import open_image, open_labels
-    from cellvae.io.tables import check_table_output, write_cell_table
+    from cellvae.io.tables import check_table_output
 
     check_output(output, overwrite)
+    if finetune_steps > 0:
+        check_output(finetuned_path(output), overwrite)
     check_table_output(output)
     image = open_image(input)
     frames = _frames(image, t, str(input))
@@ -362,12 +342,23 @@ def embed_file(
         lambda c: view[(c, *[slice(None, None, max(1, s // 512)) for s in view.shape[1:]])],
     )
     patch = default_patch(vae, hparams)
+    tuning = None
     if finetune_steps > 0:
         crops = []
         for frame_view, frame_labels in zip(views, label_frames):
             cells = measure_cells(frame_labels, names, str(labels))
             crops.append(cell_crops(frame_view, frame_labels, cells, names, patch, neighbours))
-        finetune_on_cells(vae, np.concatenate(crops), quantizers, finetune_steps)
+        crops = np.concatenate(crops)
+        finetune_on_cells(vae, crops, quantizers, finetune_steps, seed=0)
+        tuning = {
+            "steps": int(finetune_steps),
+            "seed": 0,
+            "crops": min(len(crops), FINETUNE_CELLS),
+            "input": str(input),
+            "labels": str(labels),
+            "t": [f for f in frames if f is not None] or None,
+            "neighbours": neighbours,
+        }
     tables = []
     for frame, frame_view, frame_labels in zip(frames, views, label_frames):
         part = cell_embeddings(
@@ -394,6 +385,28 @@ def embed_file(
     table.insert(
         table.columns.get_loc("size_voxels") + 1, "size_physical", table["size_voxels"] * voxel
     )
-    with atomic_output(output, overwrite) as tmp:
-        write_cell_table(table, tmp, kind_of=output)
+    _write(table, output, overwrite, vae, ckpt, tuning)
     return table
+
+
+def _write(table, output, overwrite: bool, vae, ckpt, tuning: dict | None) -> None:
+    """Write the table, and with ``tuning`` (the fine-tuning record) the fine-tuned model
+    beside it, both atomically: the model is renamed into place first, and neither is if
+    writing either fails."""
+    from contextlib import ExitStack
+
+    from cellvae.inference.finetuned import finetuned_path, finetuned_provenance, save_finetuned
+    from cellvae.io.atomic import atomic_output
+    from cellvae.io.provenance import current_provenance, make_provenance, recording
+    from cellvae.io.tables import write_cell_table
+
+    provenance = current_provenance()
+    with ExitStack() as stack:
+        tmp = stack.enter_context(atomic_output(output, overwrite))
+        if tuning is not None:
+            model = finetuned_path(output)
+            save_finetuned(vae, ckpt, stack.enter_context(atomic_output(model, overwrite)), tuning)
+            inputs = {"input": tuning["input"], "labels": tuning["labels"], "ckpt": ckpt}
+            provenance = finetuned_provenance(provenance or make_provenance("embed", inputs), model)
+        with recording(provenance):
+            write_cell_table(table, tmp, kind_of=output)

@@ -56,7 +56,7 @@ class DataUnits:
         }
 
 
-def _resolve(value: str, anchor: Path) -> Path | None:
+def resolve_recorded(value: str, anchor: Path) -> Path | None:
     """A path recorded as typed on a command line: as it is, or below ``anchor``'s ancestors."""
     given = Path(value)
     if given.exists():
@@ -83,7 +83,7 @@ def training_data(ckpt: str | os.PathLike) -> tuple[Path | None, dict[str, Any]]
     if not isinstance(data, dict):
         return None, {}
     paths = data.get("paths") or []
-    found = _resolve(str(paths[0]), Path(ckpt)) if paths else None
+    found = resolve_recorded(str(paths[0]), Path(ckpt)) if paths else None
     return found, dict(data)
 
 

@@ -14,6 +14,9 @@ tables ``uns["cellvae"]["provenance"]``. The
 writers in :mod:`cellvae.io` attach it, so a verb's outputs carry it without each writer
 being told. :func:`read_provenance` reads any
 of them back (the report uses it to find a run's outputs whatever their names).
+``inputs["ckpt"]`` is the model an output's values come from: ``embed --finetune`` records the
+fine-tuned model it saved beside its table there, and the checkpoint given as
+``inputs["finetuned_from"]`` (:mod:`cellvae.inference.finetuned`).
 """
 
 from __future__ import annotations

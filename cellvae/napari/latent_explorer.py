@@ -62,6 +62,7 @@ class LatentExplorer(QWidget):
         self.explorer: Explorer | None = None
         self._loaded: tuple | None = None
         self.ckpt = QLineEdit()
+        self._filled = ""  # the checkpoint filled in from the layers (not typed)
         browse = QPushButton("...")
         browse.clicked.connect(self._browse)
         self.cells = LayerChoice(napari_viewer, is_cells_layer, on_change=self._cells_changed)
@@ -119,19 +120,25 @@ class LatentExplorer(QWidget):
         if path:
             self.ckpt.setText(path)
 
-    def _find_checkpoint(self, event=None) -> None:
-        """Fill in the checkpoint that any layer's results provenance names (first found)."""
-        if self.ckpt.text():
+    def _find_checkpoint(self, event=None, cells=None) -> None:
+        """Fill in the checkpoint that the results' provenance names: the cells layer's (the
+        model whose codes its table holds, e.g. fine-tuned by ``embed --finetune``), else the
+        first layer's that names one. A path the user typed stays.
+
+        ``cells`` is the chosen cells layer when the choice reports it (default: the choice's).
+        """
+        shown = self.ckpt.text()
+        if shown and shown != self._filled:
             return
-        ckpt = next(
-            (la.metadata.get("ckpt") for la in self.viewer.layers if la.metadata.get("ckpt")),
-            None,
-        )
-        if ckpt:
+        cells = cells if cells is not None else self.cells.layer
+        layers = [*([cells] if cells is not None else []), *self.viewer.layers]
+        ckpt = next((la.metadata.get("ckpt") for la in layers if la.metadata.get("ckpt")), None)
+        if ckpt and ckpt != shown:
             self.ckpt.setText(ckpt)
+            self._filled = ckpt
 
     def _cells_changed(self, layer) -> None:
-        self._find_checkpoint()
+        self._find_checkpoint(cells=layer)
 
     # -- the model, loaded in the worker ------------------------------------------------
     def _request(self) -> tuple[str, int, str | None]:

@@ -60,13 +60,16 @@ class ResultsFolder:
 
     ``files`` maps each kind of output (:data:`cellvae.discover.KINDS`) to the one shown
     (the newest); ``problems`` lists, one line each, what is missing, unreadable or found
-    several times; the rest still loads.
+    several times; the rest still loads. ``ckpt`` is the model of the reconstruction (else of
+    the cells, else of the samples); ``cells_ckpt`` the one whose codes the cells table holds
+    (after ``embed --finetune``, the fine-tuned model saved beside it).
     """
 
     found: Found
     original: Path | None = None
     labels: Path | None = None
     ckpt: Path | None = None
+    cells_ckpt: Path | None = None
     blur: dict | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -113,11 +116,15 @@ def read_results(path: str | Path) -> ResultsFolder:
     res.original = _existing(res, "original image", candidates)
     if "cells" in files:
         res.labels = _existing(res, "labels", [("cells", _input(found, "cells", "labels"))])
-    res.ckpt = _input(found, "recon", "ckpt") or _input(found, "cells", "ckpt")
-    res.ckpt = res.ckpt or _input(found, "samples", "ckpt")
-    if res.ckpt is not None and (isinstance(res.ckpt, str) or not res.ckpt.exists()):
-        res.ckpt = None
+    res.cells_ckpt = _local_file(_input(found, "cells", "ckpt"))
+    res.ckpt = _local_file(_input(found, "recon", "ckpt")) or res.cells_ckpt
+    res.ckpt = res.ckpt or _local_file(_input(found, "samples", "ckpt"))
     return res
+
+
+def _local_file(path: Path | str | None) -> Path | None:
+    """``path`` if it is a local file that exists (a checkpoint to load), else None."""
+    return path if isinstance(path, Path) and path.exists() else None
 
 
 def _input(found: Found, kind: str, role: str) -> Path | str | None:
@@ -153,6 +160,8 @@ def results_layers(path: str | Path) -> tuple[list[LayerData], list[str]]:
     agreement looks white; the blur map (HF power ratio, 0..1, ``inferno``, translucent);
     the prior samples (hidden); the labels with the cells table as ``features`` last, so
     napari makes them the active layer and a click on a cell selects it at once.
+    ``metadata["ckpt"]`` names the model to use with each layer: the labels layer's is the
+    one that made the table's codes, the others' that of the reconstruction.
     """
     res = read_results(path)
     problems = list(res.problems)
@@ -205,7 +214,8 @@ def results_layers(path: str | Path) -> tuple[list[LayerData], list[str]]:
     if "cells" in files:
         _add_cells(res, grid, tag, add, problems)
     for layer in layers:
-        layer[1]["metadata"]["ckpt"] = str(res.ckpt) if res.ckpt else None
+        ckpt = res.cells_ckpt if layer[2] == "labels" and res.cells_ckpt else res.ckpt
+        layer[1]["metadata"]["ckpt"] = str(ckpt) if ckpt else None
     return layers, problems
 
 

@@ -146,6 +146,24 @@ def write_results(
     return out
 
 
+def finetune_cells(out: Path, steps: int = 2) -> Path:
+    """Re-embed ``out/cells.parquet`` of :func:`write_results` as ``cellvae embed --finetune``
+    does; returns the fine-tuned model saved beside it (the table's recorded checkpoint)."""
+    from cellvae.inference.embed import embed_file
+    from cellvae.io.provenance import make_provenance, recording
+
+    inputs = out.parents[2] / "inputs"
+    image, ckpt = inputs / "image.ome.zarr", inputs / "model.ckpt"
+    labels = image / "labels" / "cells"
+    roles = {"input": image, "labels": labels, "ckpt": ckpt}
+    with recording(make_provenance("embed", roles)):
+        embed_file(
+            ckpt, image, labels, out / "cells.parquet", overwrite=True, progress=False,
+            finetune_steps=steps,
+        )  # fmt: skip
+    return out / "cells.finetuned.ckpt"
+
+
 class TickGaps:
     """A Qt timer ticking every 5 ms while a ``with`` block runs the Qt event loop.
 

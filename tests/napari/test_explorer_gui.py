@@ -8,7 +8,13 @@ import gc
 import numpy as np
 import pytest
 
-from tests.napari.helpers import PRESET_2D, TickGaps, napari_insert_ms, write_results
+from tests.napari.helpers import (
+    PRESET_2D,
+    TickGaps,
+    finetune_cells,
+    napari_insert_ms,
+    write_results,
+)
 
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
@@ -174,3 +180,22 @@ def test_the_checkpoint_is_found_without_a_cells_table(make_napari_viewer, tmp_p
     open_results(viewer, str(out))
     widget = LatentExplorer(viewer)
     assert widget.ckpt.text() == str(tmp_path / "inputs" / "model.ckpt")
+
+
+def test_the_model_finetuned_on_the_cells_is_the_one_filled_in(make_napari_viewer, tmp_path, rng):
+    """``embed --finetune``: the table's codes are the fine-tuned model's, so the explorer
+    decodes them with it, whether it was opened before or after the results; a typed path
+    stays."""
+    from cellvae.napari.latent_explorer import LatentExplorer
+    from cellvae.napari.reader import open_results
+
+    out = write_results(tmp_path, rng)
+    model = finetune_cells(out)
+    viewer = make_napari_viewer()
+    before = LatentExplorer(viewer)
+    open_results(viewer, str(out))  # the original (base model) is added before the cells
+    after = LatentExplorer(viewer)
+    assert before.ckpt.text() == after.ckpt.text() == str(model)
+    after.ckpt.setText("mine.ckpt")
+    after._find_checkpoint()
+    assert after.ckpt.text() == "mine.ckpt"

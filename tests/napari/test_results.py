@@ -12,7 +12,7 @@ import pytest
 from cellvae.napari.explore import Explorer, codes_of
 from cellvae.napari.reader import get_reader
 from cellvae.napari.results import find_results, montage, results_layers
-from tests.napari.helpers import STRIDE, VOXEL, blob_image, write_results
+from tests.napari.helpers import STRIDE, VOXEL, blob_image, finetune_cells, write_results
 
 MANIFEST = Path(__file__).resolve().parents[2] / "cellvae" / "napari" / "napari.yaml"
 
@@ -39,6 +39,22 @@ def test_results_folder_gives_original_recon_blur_map_and_labels_with_table(resu
     assert sorted(table["index"]) == np.unique(np.asarray(data))[1:].tolist()
     assert kwargs["metadata"]["ckpt"].endswith("model.ckpt")
     assert named["prior samples"][0].shape == (2 * 18, 3 * 18)  # 5 samples of 16 px, gap 2
+
+
+def test_the_cells_layer_names_the_model_finetuned_on_its_cells(tmp_path, rng):
+    """After ``embed --finetune`` the table's codes are the fine-tuned model's: the cells layer
+    names it (the explorer decodes them with it); the images keep the reconstruction's."""
+    out = write_results(tmp_path, rng)
+    model = finetune_cells(out)
+    layers, problems = results_layers(out)
+    assert problems == []  # fine-tuned from the folder's checkpoint: not "2 checkpoints"
+    named = _by_name(layers)
+    assert named["cells"][1]["metadata"]["ckpt"] == str(model)
+    base = str(tmp_path / "inputs" / "model.ckpt")
+    assert named["original"][1]["metadata"]["ckpt"] == base
+    assert named["reconstruction"][1]["metadata"]["ckpt"] == base
+    table = named["cells"][1]["features"]
+    assert Explorer.load(model, 2).latent_dim == len([c for c in table if c.startswith("z_mean_")])
 
 
 def test_parent_folder_finds_results_in_image_preset_subfolders(results_dir):

@@ -57,10 +57,17 @@ def tiny_image(tmp_path_factory) -> tuple[Path, Path]:
     return folder / "image.tif", folder / "labels.tif"
 
 
-def write_config(path: Path, outdir: Path, image: tuple[Path, Path], parts: int = 1) -> Path:
+def write_config(
+    path: Path,
+    outdir: Path,
+    image: tuple[Path, Path],
+    parts: int = 1,
+    embed_args: tuple[str, ...] = ("--finetune", "2"),
+) -> Path:
     """A workflow config for the tiny image and the tiny 2D preset.
 
     Reconstruction blocks of 32 px make 9 blocks of the 96 x 96 image, so 3 parts get 3 each.
+    ``embed`` fine-tunes 2 updates by default (as the shipped config does, with 600).
     """
     config = {
         "outdir": str(outdir),
@@ -69,6 +76,7 @@ def write_config(path: Path, outdir: Path, image: tuple[Path, Path], parts: int 
             "small": {"config": "configs/2d_hier_dlogistic.yaml", "overrides": dict(TINY_FIT)}
         },
         "reconstruct": {"parts": parts, "args": ["--block", "32"]},
+        "embed": {"args": list(embed_args)},
         "sample": {"n": 4},
         "resources": {"default": {"threads": 1, "mem_mb": 1000, "runtime": 10}},
     }

@@ -74,6 +74,29 @@ def _refusal(done) -> str:
     return text[text.index("WorkflowError") :]
 
 
+@pytest.mark.parametrize(
+    ("embed_args", "model"),
+    [
+        (["--finetune", "2"], True),
+        (["--finetune=600"], True),
+        (["--finetune", "0"], False),
+        ([], False),
+    ],
+)
+def test_embed_declares_the_finetuned_model_only_when_it_finetunes(
+    cellvae_env, tiny_image, tmp_path, embed_args, model
+):
+    """Declared, Snakemake removes it before a rerun of embed (which refuses an existing one)
+    and counts it in the run's outputs."""
+    config = write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image, embed_args=embed_args)
+    done = snakemake(cellvae_env, "-n", "-p", "--configfile", str(config))
+    assert done.returncode == 0, done.stderr
+    (declared,) = re.findall(r"^rule embed:\n(?:    .*\n)*?    output: (.*)$", done.stdout, re.M)
+    run = tmp_path / "out" / "tiny" / "small"
+    expected = [f"{run}/cells.parquet"] + ([f"{run}/cells.finetuned.ckpt"] if model else [])
+    assert sorted(declared.split(", ")) == sorted(expected)
+
+
 def test_invalid_config_is_refused_naming_the_one_field(cellvae_env, tiny_image, tmp_path):
     config = write_config(tmp_path / "c.yaml", tmp_path / "out", tiny_image)
     text = config.read_text().replace("parts: 1", "parts: 0")
@@ -187,6 +210,12 @@ def test_tiny_workflow_runs_end_to_end_with_report(cellvae_env, tiny_image, tiny
     cells = pd.read_parquet(run / "cells.parquet")
     labels = np.unique(tifffile.imread(tiny_image[1]))
     assert set(cells["label"]) == set(labels[labels > 0])  # one row per labelled network
+    from cellvae.io.provenance import read_provenance
+
+    assert set(cells["finetune_steps"]) == {2}  # the model that made the codes is kept
+    assert read_provenance(run / "cells.parquet")["inputs"]["ckpt"] == str(
+        run / "cells.finetuned.ckpt"
+    )
     assert 0 < json.loads((run / "blur.json").read_text())["global_hf_ratio"] < 2
     for rule in RULES:  # a log and a benchmark per rule and run
         suffix = "tiny" if rule == "ingest" else "tiny/small"
@@ -266,6 +295,19 @@ def test_edited_labels_rerun_the_cell_table(cellvae_env, tiny_image, tiny_run):
     assert "Job stats:" in output, output[-3000:]
     counts = _job_counts(output)
     assert counts.get("embed") == 1 and "fit" not in counts, output[-2000:]
+
+
+@pytest.mark.slow
+def test_a_rerun_of_embed_replaces_its_finetuned_model(cellvae_env, tiny_run):
+    """The fine-tuned model is an output of embed: Snakemake removes it before a rerun (embed
+    refuses to replace an existing one without --overwrite), and the rerun writes it again."""
+    _, out, args = tiny_run
+    model = out / "tiny" / "small" / "cells.finetuned.ckpt"
+    before = model.stat().st_mtime_ns
+    local = ["--profile", "workflows/profiles/local", "--cores", "2"]
+    done = snakemake(cellvae_env, *local, "--forcerun", "embed", *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert model.stat().st_mtime_ns > before
 
 
 @pytest.mark.slow

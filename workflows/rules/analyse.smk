@@ -1,10 +1,12 @@
 rule embed:
-    """One row per labelled cell: latent mean and log-variance, size, PCA coordinates."""
+    """One row per labelled cell: latent mean and log-variance, size, PCA coordinates; with
+    `--finetune N` also the fine-tuned model that made them (the table's checkpoint)."""
     input:
         image=lambda wildcards: image_zarr(wildcards.image),
         train=f"{RUN}/train",
         labels=labels_input,
     output:
+        **embed_outputs(),
         cells=f"{RUN}/cells.parquet",
     log:
         log_of("embed"),

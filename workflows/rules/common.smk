@@ -188,6 +188,29 @@ def labels_input(wildcards):
     return [spec["labels"]] if "labels" in spec else []
 
 
+def embed_finetunes():
+    """Whether the `embed` args fine-tune the model first (`--finetune N`, N > 0), read by
+    `cellvae embed`'s own parser: then embed also writes the fine-tuned model beside the
+    table (`cells.finetuned.ckpt`), which the table names as its checkpoint."""
+    import argparse
+
+    from cellvae.cli.embed import add_arguments
+
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    add_arguments(parser)
+    required = ["image", "--ckpt", "c", "--labels", "l", "-o", "o"]
+    try:
+        known, _ = parser.parse_known_args(required + list(config["embed"]["args"]))
+    except (argparse.ArgumentError, SystemExit):
+        return False  # not a number: the embed job says so in one line
+    return known.finetune > 0
+
+
+def embed_outputs():
+    """`embed`'s outputs beside the table: the fine-tuned model when it fine-tunes."""
+    return {"model": f"{RUN}/cells.finetuned.ckpt"} if embed_finetunes() else {}
+
+
 def embed_time(wildcards):
     t = config["images"][wildcards.image].get("t")
     return "" if t is None else f"--t {t}"
