@@ -403,8 +403,10 @@ def _cells(run_dir: Path, figdir: Path, table_path: Path | None) -> Section:
         return section
     cells = pd.read_parquet(table_path)
     latent = [c for c in cells if c.startswith("z_mean_")]
+    local = [c for c in cells if c.startswith("local_")]
+    summary = f" plus {len(local)} numbers summarising the local latents" if local else ""
     section.lines.append(
-        f"{len(cells)} cells, {len(latent)} latent dimensions each "
+        f"{len(cells)} cells, {len(latent)} latent dimensions each{summary} "
         f"(`{_shown(table_path, run_dir)}`; open it with pandas or as the features of a napari "
         "labels layer)."
     )
@@ -437,7 +439,7 @@ def _cells(run_dir: Path, figdir: Path, table_path: Path | None) -> Section:
         shown = ax.scatter(cells["pca_0"], cells["pca_1"], c=colour, s=12, cmap="viridis")
         if size:
             fig.colorbar(shown, ax=ax, label=size)
-        ax.set_xlabel("PC 1 of the latent means")
+        ax.set_xlabel("PC 1 of the cells' description" if local else "PC 1 of the latent means")
         ax.set_ylabel("PC 2")
         section.lines += ["", f"![embedding]({figdir.name}/{_save(fig, figdir / 'cells.png')})"]
     return section

@@ -88,3 +88,13 @@ def test_missing_option_file_is_one_line(tmp_path, capsys, option):
     assert main(["report", str(tmp_path), option, str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no such file" in err
+
+
+def test_the_cells_section_counts_the_local_summary_and_maps_the_description(tmp_path):
+    cells = _cells(active=True)
+    for k in range(4):
+        cells[f"local_{k}"] = float(k)
+    cells["pca_0"], cells["pca_1"] = cells["z_mean_0"], cells["z_mean_1"]
+    cells.to_parquet(tmp_path / "cells.parquet")
+    text = write_run_report(tmp_path).read_text()
+    assert "20 cells, 3 latent dimensions each plus 4 numbers summarising the local latents" in text
