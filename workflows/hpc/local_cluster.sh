@@ -34,7 +34,8 @@ install_if_missing() {
 write_conf() {
   local host cpus mem
   host=$(hostname -s)
-  cpus=$(nproc)
+  # the CPUs this host lets us use; nproc alone would also honour a caller's OMP_NUM_THREADS
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
   mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
   mkdir -p "$dir/state" "$dir/spool"
   cat >"$conf" <<EOF
