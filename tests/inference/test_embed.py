@@ -64,14 +64,19 @@ def test_crop_is_centred_and_mirrored_at_the_border():
     assert edge[0, 2, 2] == 0 and edge[0, 1, 1] == 0 and edge[0, 0, 0] == 100 + 1
 
 
-def test_embed_gives_one_row_per_cell_with_centred_crops(tmp_path, monkeypatch):
+def _embed_three_cells(tmp_path, monkeypatch, vae) -> pd.DataFrame:
+    """The table ``embed_file`` writes for :func:`three_cells` with ``vae`` standing in."""
     labels, image = three_cells()
     src = write_test_image(tmp_path / "img.zarr", image, "yx")
     lab = write_test_image(tmp_path / "lab.zarr", labels, "yx")
-    stand_in(monkeypatch, IdentityVAE(patch=(8, 8)))
+    stand_in(monkeypatch, vae)
     out = tmp_path / "cells.parquet"
     embed_file("x.ckpt", src, lab, out, batch_size=2, progress=False)
-    table = pd.read_parquet(out)
+    return pd.read_parquet(out)
+
+
+def test_embed_gives_one_row_per_cell_with_centred_crops(tmp_path, monkeypatch):
+    table = _embed_three_cells(tmp_path, monkeypatch, IdentityVAE(patch=(8, 8)))
     assert list(table["index"]) == [1, 2, 7] and list(table["label"]) == [1, 2, 7]
     np.testing.assert_allclose(table["size_physical"], table["size_voxels"] * 0.25)
     # lo = 0, hi = 255: x = 2v/255 - 1. Cell 1's 4×4 square lies wholly in its 8×8 crop.
@@ -111,13 +116,7 @@ class _LocalVAE(IdentityVAE):
 def test_local_summary_columns_join_the_description_the_maps_are_made_from(tmp_path, monkeypatch):
     from cellvae.inference.embed import cell_features
 
-    labels, image = three_cells()
-    src = write_test_image(tmp_path / "img.zarr", image, "yx")
-    lab = write_test_image(tmp_path / "lab.zarr", labels, "yx")
-    stand_in(monkeypatch, _LocalVAE(patch=(8, 8)))
-    out = tmp_path / "cells.parquet"
-    embed_file("x.ckpt", src, lab, out, batch_size=2, progress=False)
-    table = pd.read_parquet(out)
+    table = _embed_three_cells(tmp_path, monkeypatch, _LocalVAE(patch=(8, 8)))
     # x = 2v/255 - 1: cells 1, 2, 7 have v = 255, 200, 100; 16, 18 and 8 voxels in 8×8 crops
     np.testing.assert_allclose(table["local_0"], [1.0, 2 * 200 / 255 - 1, 2 * 100 / 255 - 1])
     np.testing.assert_allclose(table["local_1"], [16 / 64, 18 / 64, 8 / 64])
