@@ -208,7 +208,10 @@ def _collapse_warning(metrics, config: Path | None) -> str | None:
 
 
 def _shown(path: Path, run_dir: Path) -> str:
-    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+    """``path`` relative to the run folder when it lies inside it (either may be relative:
+    provenance records absolute paths), else as given."""
+    inside, base = path.resolve(), run_dir.resolve()
+    return str(inside.relative_to(base)) if inside.is_relative_to(base) else str(path)
 
 
 def _blur(run_dir: Path, figdir: Path, summary_path: Path | None) -> Section:

@@ -98,3 +98,18 @@ def test_the_cells_section_counts_the_local_summary_and_maps_the_description(tmp
     cells.to_parquet(tmp_path / "cells.parquet")
     text = write_run_report(tmp_path).read_text()
     assert "20 cells, 3 latent dimensions each plus 4 numbers summarising the local latents" in text
+
+
+def test_recorded_absolute_paths_inside_a_relative_run_folder_are_shown_relative(
+    tmp_path, monkeypatch
+):
+    from pathlib import Path
+
+    from cellvae.report import _shown
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    recorded = tmp_path / "runs" / "demo" / "cells.finetuned.ckpt"  # provenance: absolute
+    assert _shown(recorded, Path("runs/demo")) == "cells.finetuned.ckpt"
+    assert _shown(Path("runs/demo/cells.parquet"), tmp_path / "runs" / "demo") == "cells.parquet"
+    assert _shown(Path("/elsewhere/base.ckpt"), Path("runs/demo")) == "/elsewhere/base.ckpt"
