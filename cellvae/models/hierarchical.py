@@ -344,7 +344,8 @@ class HierarchicalVAE(VAE):
         latents: list[Tensor | None] | None = None,
         temperature: float = 1.0,
         use_mean: bool = False,
-    ) -> tuple[Tensor, list[Tensor], list[DiagonalGaussian], list[DiagonalGaussian | None]]:
+        params: bool = True,
+    ) -> tuple[Tensor | None, list[Tensor], list[DiagonalGaussian], list[DiagonalGaussian | None]]:
         """Run the decoder from the most global group down.
 
         Parameters
@@ -361,6 +362,9 @@ class HierarchicalVAE(VAE):
             Prior standard-deviation scale when sampling from the prior.
         use_mean : bool
             Take posterior means instead of draws.
+        params : bool
+            Decode to likelihood parameters; ``False`` stops after the last latent group
+            (no output head) for callers that want only the latents, and returns ``None``.
 
         Returns
         -------
@@ -403,6 +407,8 @@ class HierarchicalVAE(VAE):
             zs.append(z)
             priors.append(prior)
             posts.append(post)
+        if not params:
+            return None, zs, priors, posts
         if self.finest_latent == "half":
             h = self.head(upsample(h, self.stem_factor) if self.head_upsample == "nearest" else h)
         return self.to_params(F.gelu(h)), zs, priors, posts
@@ -453,7 +459,8 @@ class HierarchicalVAE(VAE):
         when there is no global latent) its posterior means' per-channel spatial mean, then
         their standard deviation, every group and the decoder taken at posterior means."""
         feats = self.encode(x)
-        posts = self.top_down(feats, x.shape[0], tuple(x.shape[2:]), use_mean=True)[3]
+        shape = tuple(x.shape[2:])
+        posts = self.top_down(feats, x.shape[0], shape, use_mean=True, params=False)[3]
         spatial = posts[1:] if self.global_dim else posts
         parts = []
         for post in spatial:
