@@ -6,8 +6,9 @@ in the network, so the package runs anywhere TorchScript runs, without cellvae),
 and outputs (``.npy``), sample tensors (``.tif``), a cover image, a README with the training
 data and bits/dim, citations and the licence. The description is built and validated with
 ``bioimageio.spec``; :func:`test_package` runs ``bioimageio.core.test_model``, the test the
-Model Zoo's CI runs. One package, two outputs: the reconstruction and the per-patch
-embedding.
+Model Zoo's CI runs. One package, two or three outputs: the reconstruction, the per-patch
+embedding and, for a hierarchical model, the local latents' summary (the rest of the
+description ``cellvae embed`` writes per cell).
 
 Inputs have a fixed size, the training patch: a hierarchical model with a global latent reads
 the whole tile into its code, so another tile size would give other numbers than
@@ -36,7 +37,7 @@ from cellvae.export.files import (
     tile_bits_per_dim,
     write_cover,
 )
-from cellvae.export.module import ExportedVAE
+from cellvae.export.module import ExportedVAE, has_local_summary
 
 #: tolerance the package test allows between the network and its test outputs
 ABSOLUTE_TOLERANCE = 1e-4
@@ -144,10 +145,11 @@ def _describe(folder: Path, info: ExportInfo, image, arrays: dict):
             **files("raw"),
         )
     ]
-    code_axes = [
-        v.BatchAxis(),
-        v.ChannelAxis(channel_names=[v.Identifier(f"z{i}") for i in range(info.embedding_dim)]),
-    ]
+
+    def code_axes(prefix: str, n: int):
+        names = [v.Identifier(f"{prefix}{i}") for i in range(n)]
+        return [v.BatchAxis(), v.ChannelAxis(channel_names=names)]
+
     outputs = [
         v.OutputTensorDescr(
             id=v.TensorId("reconstruction"),
@@ -158,10 +160,19 @@ def _describe(folder: Path, info: ExportInfo, image, arrays: dict):
         v.OutputTensorDescr(
             id=v.TensorId("embedding"),
             description="posterior mean of the global latent (as cellvae embed)",
-            axes=code_axes,
+            axes=code_axes("z", info.embedding_dim),
             **files("embedding"),
         ),
     ]
+    if info.local_dim:
+        outputs.append(
+            v.OutputTensorDescr(
+                id=v.TensorId("local_summary"),
+                description="the local latents' summary (cellvae embed's local_* columns)",
+                axes=code_axes("local", info.local_dim),
+                **files("local_summary"),
+            )
+        )
     (folder / "README.md").write_text(readme(info))
     tolerance = v.ReproducibilityTolerance(
         absolute_tolerance=ABSOLUTE_TOLERANCE, relative_tolerance=RELATIVE_TOLERANCE
@@ -250,10 +261,10 @@ def export_model(
         data.get("low_percentile", 0.1),
         data.get("high_percentile", 99.9),
     )
-    network = ExportedVAE(vae, quantizers).eval()
+    network = ExportedVAE(vae, quantizers, local=has_local_summary(vae, tile)).eval()
     traced = _trace(network, raw)
     with torch.no_grad():
-        recon, code = (t.numpy() for t in traced(torch.from_numpy(raw)))
+        recon, code, *local = (t.numpy() for t in traced(torch.from_numpy(raw)))
         bpd = tile_bits_per_dim(vae, network.to_input(torch.from_numpy(raw)))
     info = ExportInfo(
         name=name or f"cellvae {hparams.get('arch')} VAE {len(tile)}D",
@@ -267,6 +278,7 @@ def export_model(
         authors=list(authors or ["cellvae"]),
         quantizers=quantizers,
         embedding_dim=int(code.shape[1]),
+        local_dim=int(local[0].shape[1]) if local else 0,
         tile_bits_per_dim=bpd,
         logged=logged_metrics(Path(ckpt)),
     )
@@ -275,6 +287,7 @@ def export_model(
         traced.save(str(folder / "weights.pt"))
         write_cover(folder / "cover.png", raw, recon, quantizers[0])
         arrays = {"raw": raw, "reconstruction": recon, "embedding": code}
+        arrays |= {"local_summary": local[0]} if local else {}
         descr = _describe(folder, info, opened, arrays)
         with atomic_output(output, overwrite) as partial:
             package = folder / "package.zip"  # the writer wants a .zip name

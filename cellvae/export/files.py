@@ -33,6 +33,7 @@ class ExportInfo:
     quantizers: list[Quantizer]
     embedding_dim: int
     tile_bits_per_dim: float
+    local_dim: int = 0
     authors: list[str] = field(default_factory=lambda: ["cellvae"])
     logged: dict[str, float] = field(default_factory=dict)
 
@@ -110,6 +111,17 @@ def _fmt(v: float) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
 
 
+def _local_line(info: ExportInfo) -> str:
+    """The README's item for the ``local_summary`` output, when the package has one."""
+    if not info.local_dim:
+        return ""
+    return (
+        f"\n- `local_summary`: `(batch, {info.local_dim})`, per channel the spatial mean and "
+        "spread of each local latent group's posterior mean: the `local_*` columns `cellvae "
+        "embed` writes beside the code (the table's maps are made from both)."
+    )
+
+
 def readme(info: ExportInfo) -> str:
     """The model's documentation (``README.md``), with a Validation section."""
     hp, data = info.hparams, info.data
@@ -140,7 +152,7 @@ A variational autoencoder trained with cellvae on microscopy
   the posterior mean of every latent), float32, raw units: what `cellvae reconstruct` writes
   for this tile.
 - `embedding`: the posterior mean of the most global latent, `(batch, {info.embedding_dim})`:
-  the per-patch code that `cellvae embed` gives each cell.
+  the per-patch code that `cellvae embed` gives each cell.{_local_line(info)}
 
 Whole images are reconstructed tile by tile with overlapping tiles blended
 (`cellvae reconstruct`); the model itself sees one tile at a time.

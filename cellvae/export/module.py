@@ -1,4 +1,4 @@
-"""The network an exported model runs: raw intensities in, raw reconstruction and code out.
+"""The network an exported model runs: raw intensities in, raw reconstruction and codes out.
 
 The normalisation of :class:`cellvae.data.normalize.Quantizer` is part of the network
 (baked into the weights) rather than described as bioimage.io pre-/post-processing:
@@ -11,6 +11,10 @@ raw units gives the same numbers as ``cellvae reconstruct`` does on that tile::
     x = (2k - (L - 1)) / (L - 1)                                 # float32 model input
     recon = lo + (mean(p(x | z)) + 1) * (hi - lo) / 2            # float32, raw units
     code  = E[q(g | x)]                                          # (B, D), the cell embedding
+    local = VAE.local_summary(x)                                 # (B, K), hierarchical models
+
+``local`` is the rest of the description ``cellvae embed`` writes per cell (its ``local_*``
+columns): without it an exported model could not reproduce a table's maps.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from cellvae.data.normalize import Quantizer
 
 
 class ExportedVAE(nn.Module):
-    """A VAE with its per-channel quantizers: ``forward(raw) -> (reconstruction, embedding)``.
+    """A VAE with its per-channel quantizers: ``forward(raw) -> (reconstruction, embedding)``,
+    plus the local summary when ``local``.
 
     Parameters
     ----------
@@ -32,15 +37,23 @@ class ExportedVAE(nn.Module):
         ``embed``.
     quantizers : one per channel; their ``lo``/``hi``/``bits`` become buffers.
     mode : ``"mean"`` (what ``cellvae reconstruct`` writes by default) or ``"mode"``.
+    local : also return ``vae.local_summary`` ``(B, K)`` (see :func:`has_local_summary`).
 
     ``raw`` is ``(B, C, *S)`` float32 intensities; the reconstruction has the same shape and
     units, the embedding is ``(B, D)`` posterior means.
     """
 
-    def __init__(self, vae: nn.Module, quantizers: Sequence[Quantizer], mode: str = "mean"):
+    def __init__(
+        self,
+        vae: nn.Module,
+        quantizers: Sequence[Quantizer],
+        mode: str = "mean",
+        local: bool = False,
+    ):
         super().__init__()
         self.vae = vae
         self.mode = mode
+        self.local = bool(local)
         shape = (1, len(quantizers)) + (1,) * int(vae.ndim)
         lo = torch.tensor([q.lo for q in quantizers], dtype=torch.float64).reshape(shape)
         hi = torch.tensor([q.hi for q in quantizers], dtype=torch.float64).reshape(shape)
@@ -56,11 +69,21 @@ class ExportedVAE(nn.Module):
         k = torch.clamp(torch.round(t), 0.0, self.levels)
         return ((2.0 * k - self.levels).float()) / float(self.levels)
 
-    def forward(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, raw: Tensor) -> tuple[Tensor, ...]:
         x = self.to_input(raw)
         params = self.vae.reconstruct_params(x)
         pick = self.vae.likelihood.mean if self.mode == "mean" else self.vae.likelihood.mode
         out = pick(params).float()
         recon = self.lo.float() + (out + 1.0) * (0.5 * self.span.float())
         code = self.vae.embed(x)[0].float()
+        if self.local:
+            return recon, code, self.vae.local_summary(x).float()
         return recon, code
+
+
+def has_local_summary(vae: nn.Module, tile: Sequence[int]) -> bool:
+    """Whether ``vae`` summarises its local latents (a hierarchical model): the exported
+    network then has a third output. A flat model's summary has no columns."""
+    x = torch.zeros(1, int(vae.in_channels), *tile)
+    with torch.no_grad():
+        return int(vae.local_summary(x).shape[1]) > 0

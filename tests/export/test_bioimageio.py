@@ -96,7 +96,7 @@ def test_export_passes_the_package_test_and_equals_cellvae_reconstruct(trained, 
         rdf = yaml.safe_load(z.read("rdf.yaml"))
         doc = z.read("README.md").decode()
     assert {"rdf.yaml", "weights.pt", "cover.png", "README.md", "raw.npy"} <= names
-    assert [o["id"] for o in rdf["outputs"]] == ["reconstruction", "embedding"]
+    assert [o["id"] for o in rdf["outputs"]] == ["reconstruction", "embedding", "local_summary"]
     assert rdf["license"] == "BSD-3-Clause" and rdf["cite"] and "## Validation" in doc
     assert "bits/dim" in doc and str(image) in doc
 
@@ -126,7 +126,11 @@ def test_export_passes_the_package_test_and_equals_cellvae_reconstruct(trained, 
     x = ExportedVAE(vae, q).to_input(torch.from_numpy(raw))
     with torch.no_grad():
         code = vae.embed(x)[0].numpy()
+        local = vae.local_summary(x).numpy()
     np.testing.assert_allclose(predicted["embedding"], code, rtol=0, atol=1e-5)
+    # the rest of the description cellvae embed writes (its local_* columns)
+    assert local.shape[1] > 0 and f"`local_summary`: `(batch, {local.shape[1]})`" in doc
+    np.testing.assert_allclose(predicted["local_summary"], local, rtol=0, atol=1e-5)
 
 
 def test_export_refusals_are_one_line(tmp_path, capsys, monkeypatch):
