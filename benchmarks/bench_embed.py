@@ -423,16 +423,25 @@ def run_nuclei(args, recipe: Recipe) -> dict:
     return rows | {k: v for k, v in results.items() if v}
 
 
-def run_phenotypes(args, recipe: Recipe) -> dict:
+def phenotype_crops(train_per_class: int = 300, test_per_class: int = 100, size: int = 32):
+    """The phenotype set's training and test populations (cells within ±2 px of the crop
+    centre, as ``cellvae embed`` crops them) and their crops as model inputs ``(N, 1, S, S)``."""
     from cellvae.data.synthetic import cell_population
 
-    size = 32
-    train_pop = cell_population(args.train_per_class, size, seed=0, jitter=2)
-    test_pop = cell_population(args.test_per_class, size, seed=1, jitter=2)
+    train_pop = cell_population(train_per_class, size, seed=0, jitter=2)
+    test_pop = cell_population(test_per_class, size, seed=1, jitter=2)
     q = Quantizer(0.0, 255.0, 8)
     x_train, x_test = (
         torch.from_numpy(q.quantize(p.images.astype(np.float32))[:, None].astype(np.float32))
         for p in (train_pop, test_pop)
+    )
+    return train_pop, test_pop, x_train, x_test
+
+
+def run_phenotypes(args, recipe: Recipe) -> dict:
+    size = 32
+    train_pop, test_pop, x_train, x_test = phenotype_crops(
+        args.train_per_class, args.test_per_class, size
     )
     labels = (train_pop.classes, test_pop.classes, test_pop.photons)
     flat_train, flat_test = x_train.numpy(), x_test.numpy()
@@ -544,7 +553,13 @@ def main() -> None:
     recipe = read_preset(Path(args.preset or PRESETS[args.ndim]), overrides)
     run = run_phenotypes if args.task == "phenotypes" else run_nuclei
     results = run(args, recipe)
-    table = summary(results)
+    report(results, args, recipe)
+
+
+def report(results: dict, args, recipe: Recipe, table: dict | None = None) -> None:
+    """Print the mean ± SE table of ``results`` and, with ``args.json``, write the settings,
+    the raw rows and the table there."""
+    table = table or summary(results)
     for name, row in table.items():
         print(f"{name:>14}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
     if args.json:

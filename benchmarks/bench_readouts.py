@@ -17,10 +17,7 @@ import argparse
 
 import numpy as np
 import torch
-from bench_embed import PRESETS, classification, read_preset, train_preset
-
-from cellvae.data.normalize import Quantizer
-from cellvae.data.synthetic import cell_population
+from bench_embed import PRESETS, classification, phenotype_crops, read_preset, train_preset
 
 READOUTS = (
     ("g", "ms"),
@@ -62,13 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     recipe = read_preset(PRESETS[2], {})
-    train = cell_population(300, 32, seed=0, jitter=2)
-    test = cell_population(100, 32, seed=1, jitter=2)
-    q = Quantizer(0.0, 255.0, 8)
-    x_train, x_test = (
-        torch.from_numpy(q.quantize(p.images.astype(np.float32))[:, None].astype(np.float32))
-        for p in (train, test)
-    )
+    train, test, x_train, x_test = phenotype_crops()
 
     def draw(n, gen):
         return x_train[torch.randint(len(x_train), (n,), generator=gen)]
