@@ -67,3 +67,8 @@ def test_the_linear_probe_reads_a_class_that_nuisance_dimensions_hide_from_knn(b
     photons = np.full(150, 1000.0)
     out = bench.scores(codes[::2], codes[1::2], y[::2], y[1::2], photons)
     assert out["linear"] > 0.9 and out["knn"] < 0.7
+
+
+def test_the_intensity_floor_is_the_mean_and_90th_percentile(bench):
+    crops = np.arange(20.0).reshape(2, 1, 2, 5)  # 0..9 and 10..19
+    np.testing.assert_allclose(bench.intensity(crops), [[4.5, 8.1], [14.5, 18.1]])
