@@ -58,6 +58,7 @@ class Exported:
     reconstruction: np.ndarray
     embedding: np.ndarray
     bits_per_dim: float
+    local_summary: np.ndarray | None = None  # hierarchical models only
 
 
 def _require_bioimageio():
@@ -293,7 +294,7 @@ def export_model(
             package = folder / "package.zip"  # the writer wants a .zip name
             save_bioimageio_package(descr, output_path=package)
             shutil.move(package, partial)
-    return Exported(Path(output), raw, recon, code, bpd)
+    return Exported(Path(output), raw, recon, code, bpd, local[0] if local else None)
 
 
 def test_package(path: str | os.PathLike):

@@ -130,6 +130,7 @@ def test_export_passes_the_package_test_and_equals_cellvae_reconstruct(trained, 
     np.testing.assert_allclose(predicted["embedding"], code, rtol=0, atol=1e-5)
     # the rest of the description cellvae embed writes (its local_* columns)
     assert local.shape[1] > 0 and f"`local_summary`: `(batch, {local.shape[1]})`" in doc
+    assert f"embedding {code.shape[1]} + local summary {local.shape[1]}," in out
     np.testing.assert_allclose(predicted["local_summary"], local, rtol=0, atol=1e-5)
 
 
