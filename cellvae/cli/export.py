@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         local = done.local_summary
-        local = "" if local is None else f" + local summary {local.shape[1]}"
+        extra = "" if local is None else f" + local summary {local.shape[1]}"
         print(
             f"wrote {done.path} (tile {list(done.test_input.shape[2:])}, embedding "
-            f"{done.embedding.shape[1]}{local}, {done.bits_per_dim:.3f} bits/dim on the test tile)"
+            f"{done.embedding.shape[1]}{extra}, {done.bits_per_dim:.3f} bits/dim on the test tile)"
         )
         if args.no_test:
             return 0

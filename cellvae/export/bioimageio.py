@@ -265,7 +265,8 @@ def export_model(
     network = ExportedVAE(vae, quantizers, local=has_local_summary(vae, tile)).eval()
     traced = _trace(network, raw)
     with torch.no_grad():
-        recon, code, *local = (t.numpy() for t in traced(torch.from_numpy(raw)))
+        recon, code, *rest = (t.numpy() for t in traced(torch.from_numpy(raw)))
+        local = rest[0] if rest else None  # a hierarchical model's third output
         bpd = tile_bits_per_dim(vae, network.to_input(torch.from_numpy(raw)))
     info = ExportInfo(
         name=name or f"cellvae {hparams.get('arch')} VAE {len(tile)}D",
@@ -279,7 +280,7 @@ def export_model(
         authors=list(authors or ["cellvae"]),
         quantizers=quantizers,
         embedding_dim=int(code.shape[1]),
-        local_dim=int(local[0].shape[1]) if local else 0,
+        local_dim=0 if local is None else int(local.shape[1]),
         tile_bits_per_dim=bpd,
         logged=logged_metrics(Path(ckpt)),
     )
@@ -288,13 +289,13 @@ def export_model(
         traced.save(str(folder / "weights.pt"))
         write_cover(folder / "cover.png", raw, recon, quantizers[0])
         arrays = {"raw": raw, "reconstruction": recon, "embedding": code}
-        arrays |= {"local_summary": local[0]} if local else {}
+        arrays |= {} if local is None else {"local_summary": local}
         descr = _describe(folder, info, opened, arrays)
         with atomic_output(output, overwrite) as partial:
             package = folder / "package.zip"  # the writer wants a .zip name
             save_bioimageio_package(descr, output_path=package)
             shutil.move(package, partial)
-    return Exported(Path(output), raw, recon, code, bpd, local[0] if local else None)
+    return Exported(Path(output), raw, recon, code, bpd, local)
 
 
 def test_package(path: str | os.PathLike):
