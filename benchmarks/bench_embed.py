@@ -199,9 +199,13 @@ class SmallCNN(torch.nn.Module):
         )  # fmt: skip
         self.head = torch.nn.Linear(64, outputs)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The body's output pooled over space, ``(B, 64)``."""
+        return self.body(x).flatten(2).mean(2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, *S) -> (B, outputs)``."""
-        return self.head(self.body(x).flatten(2).mean(2))
+        return self.head(self.features(x))
 
 
 def train_supervised(
@@ -278,6 +282,21 @@ def supervised_r2(
     return {f"r2_{k}": r2(pred[:, i], y[:, i]) for i, k in enumerate(targets)}
 
 
+def standardised(fit: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``fit`` and ``held`` with each feature scaled to unit variance on ``fit``."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(fit)
+    return scaler.transform(fit), scaler.transform(held)
+
+
+def knn_predict(fit: np.ndarray, y_fit: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """The benchmarks' k-NN (5 neighbours) class of each ``held`` row."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier(5).fit(fit, y_fit).predict(held)
+
+
 def classification(
     train_codes, train_y, test_codes, test_y, photons, standardise: bool = True
 ) -> dict[str, float]:
@@ -288,13 +307,10 @@ def classification(
     dominates by its units; PCA codes are scored as they are (whitening them would give
     their noisiest components as much weight as the first)."""
     from sklearn.metrics import silhouette_score
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.preprocessing import StandardScaler
 
     if standardise:
-        scaler = StandardScaler().fit(train_codes)
-        train_codes, test_codes = scaler.transform(train_codes), scaler.transform(test_codes)
-    hit = KNeighborsClassifier(5).fit(train_codes, train_y).predict(test_codes) == test_y
+        train_codes, test_codes = standardised(train_codes, test_codes)
+    hit = knn_predict(train_codes, train_y, test_codes) == test_y
     out = {"knn": float(hit.mean())}
     out |= {f"knn_{p:g}": float(hit[photons == p].mean()) for p in np.unique(photons)}
     out["silhouette"] = float(silhouette_score(test_codes, test_y))

@@ -36,9 +36,11 @@ from bench_embed import (
     SmallCNN,
     describe,
     handmade,
+    knn_predict,
     phenotype_crops,
     read_preset,
     report,
+    standardised,
     summary,
     train_preset,
     train_supervised,
@@ -55,17 +57,11 @@ def scores(fit: np.ndarray, held: np.ndarray, y_fit, y_held, photons) -> dict:
     features standardised on the training cells; plus the k-NN confusion matrix."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import confusion_matrix
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(fit)
-    fit, held = scaler.transform(fit), scaler.transform(held)
+    fit, held = standardised(fit, held)
+    linear = LogisticRegression(max_iter=5000).fit(fit, y_fit).predict(held)
     out: dict = {}
-    for name, model in (
-        ("knn", KNeighborsClassifier(5)),
-        ("linear", LogisticRegression(max_iter=5000)),
-    ):
-        pred = model.fit(fit, y_fit).predict(held)
+    for name, pred in (("knn", knn_predict(fit, y_fit, held)), ("linear", linear)):
         hit = pred == y_held
         out[name] = float(hit.mean())
         out |= {f"{name}_{p:g}": float(hit[photons == p].mean()) for p in LEVELS}
@@ -104,7 +100,7 @@ def train_contrastive(
     for _ in range(steps):
         crops = x[torch.randint(len(x), (batch,), generator=gen)]
         views = torch.cat([shifted(crops, gen), shifted(crops, gen)])
-        z = F.normalize(project(net.body(views).flatten(2).mean(2)), dim=1)
+        z = F.normalize(project(net.features(views)), dim=1)
         sim = (z @ z.T / tau).fill_diagonal_(-1e9)
         loss = F.cross_entropy(sim, target)
         opt.zero_grad(set_to_none=True)
@@ -116,7 +112,7 @@ def train_contrastive(
 @torch.no_grad()
 def pooled(net: SmallCNN, x: torch.Tensor) -> np.ndarray:
     """The network's pooled body features ``(N, 64)``."""
-    return torch.cat([net.body(c).flatten(2).mean(2) for c in x.split(256)]).numpy()
+    return torch.cat([net.features(c) for c in x.split(256)]).numpy()
 
 
 def symmetries(x: torch.Tensor):
