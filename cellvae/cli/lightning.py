@@ -294,6 +294,17 @@ def _note_early_signals() -> None:
         signal.signal(signum, note)
 
 
+def _ignore_late_warning() -> None:
+    """In a SLURM job, ignore the pre-limit warning (SIGUSR1) once ``fit`` has returned: there
+    is nothing left to save, and Python restores the default action (terminate) for its own
+    handlers while it shuts down, so a warning arriving then failed a finished job."""
+    import signal
+    import threading
+
+    if os.environ.get("SLURM_JOB_ID") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+
 def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int:
     """Run ``cellvae VERB ARGV...`` through LightningCLI; returns the exit code.
 
@@ -304,8 +315,16 @@ def run_lightning(verb: str, argv: Sequence[str], use_cache: bool = True) -> int
     """
     if use_cache and list(argv) in (["--help"], ["-h"]):
         return _print_help(verb, argv)
-    if verb == "fit":
-        _note_early_signals()
+    if verb != "fit":
+        return _run_lightning(verb, argv)
+    _note_early_signals()
+    try:
+        return _run_lightning(verb, argv)
+    finally:
+        _ignore_late_warning()
+
+
+def _run_lightning(verb: str, argv: Sequence[str]) -> int:
     from cellvae.cli.precheck import check_fit_arguments
     from cellvae.cli.presets import expand_presets
 
