@@ -16,9 +16,11 @@ from cellvae.cli.lightning import run_lightning
 
 @pytest.fixture
 def saved_usr1():
-    before = signal.getsignal(signal.SIGUSR1)
+    """The test process's own handlers back afterwards (fit notes SIGUSR1 and SIGTERM)."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM)}
     yield
-    signal.signal(signal.SIGUSR1, before)
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
 
 
 def test_after_fit_returns_in_a_slurm_job_the_warning_signal_is_ignored(
